@@ -1,0 +1,83 @@
+import { defineCommand } from "citty";
+import { inspectFile, type InspectReport } from "../inspect.ts";
+import { OptionError } from "../errors.ts";
+import { EXAMPLES } from "./run.ts";
+import { bytes, hex, parseSize, table } from "./text.ts";
+
+export function offsetOption(text: string | undefined): number {
+  if (text === undefined) return 0;
+  const v = parseSize(text);
+  if (v === null) throw new OptionError(`--offset ${text} is not a size (examples: 4096, 0x1000, 4K, 1M)`);
+  return v;
+}
+
+export function renderReport(r: InspectReport): string {
+  const out: string[] = [];
+  const state = r.complete ? "complete" : "INCOMPLETE";
+  out.push(`${r.file}: QEMU migration stream v${r.version}, ${r.ramFormat ?? "no RAM section"}, ${state}`);
+  out.push(
+    table([
+      ["machine", r.machineType ?? "(no configuration section)"],
+      ["capabilities", r.capabilities.join(", ") || "(none)"],
+      ...(r.uuid ? [["uuid", r.uuid]] : []),
+      ["page size", String(r.pageSize)],
+      ["stream offset", r.base ? `${r.base} (${hex(r.base)})` : "0"],
+      ["file size", `${bytes(r.fileSize)} apparent, ${bytes(r.allocatedBytes)} allocated`],
+    ]),
+  );
+  if (r.blocks.length) {
+    out.push("", `RAM blocks (section id ${r.ramSectionId}, total ${bytes(r.ramTotal ?? 0)})`);
+    const mapped = r.ramFormat === "mapped-ram";
+    const head = ["name", "size", "pages", "present", ...(mapped ? [] : ["zero"]), "absent", ...(mapped ? ["bitmap at", "pages at"] : [])];
+    const rows = r.blocks.map((b) => [
+      b.name,
+      bytes(b.length),
+      String(b.pages),
+      String(b.present),
+      ...(mapped ? [] : [String(b.zero)]),
+      String(b.absent),
+      ...(mapped ? (b.shared ? ["(shared, not saved)", ""] : [hex(b.bitmapOffset ?? 0), hex(b.pagesOffset ?? 0)]) : []),
+    ]);
+    out.push(table([head, ...rows]));
+  }
+  out.push("", "Sections");
+  const rows = r.sections.map((s) => [
+    hex(s.offset),
+    s.type,
+    s.type === "COMMAND" ? "" : String(s.id),
+    s.type === "COMMAND" ? (s.command ?? "") : (s.idstr ?? ""),
+    s.instance !== undefined ? `${s.instance}` : "",
+    s.version !== undefined ? `v${s.version}` : "",
+    bytes(s.payloadSize),
+    s.sizeFrom === "footer-scan" ? "(end found by footer scan)" : "",
+  ]);
+  out.push(table([["offset", "type", "id", "name", "inst", "ver", "payload", ""], ...rows]));
+  out.push("", r.eofOffset >= 0 ? `EOF at ${hex(r.eofOffset)}` : "no EOF: the save did not finish");
+  out.push(r.trailer ? `trailer at ${hex(r.trailer.offset)}: ${r.trailer.length} bytes of JSON describing ${r.trailer.devices} devices` : "no trailer");
+  for (const n of r.notes) out.push(`note: ${n}`);
+  return `${out.join("\n")}\n`;
+}
+
+export const inspectCommand = defineCommand({
+  meta: { name: "inspect", description: "Describe a QEMU migration file: configuration, RAM blocks, sections, completeness" },
+  args: {
+    file: { type: "positional", description: "The migration file (mapped-ram or classic)", required: true },
+    offset: { type: "string", description: "Where the stream starts in the file, as given to QEMU's file:...,offset=", valueHint: "bytes" },
+    json: { type: "boolean", description: "Print one JSON object instead of text (stable field names, for scripts)" },
+  },
+  run({ args }) {
+    const report = inspectFile(args.file, { offset: offsetOption(args.offset) });
+    process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report));
+  },
+});
+
+EXAMPLES.set(
+  inspectCommand,
+  `  ramsnap inspect vm.ram                 what QEMU (or ramsnap) saved, and whether it is complete
+  ramsnap inspect vm.ram --json | jq '.blocks[] | {name, present}'
+  ramsnap inspect disk.img --offset 1M   a stream written with QEMU's file:disk.img,offset=1M
+
+A file is complete when its stream reaches EOF: QEMU and ramsnap write the page bitmaps before it.
+Exit status: 0 for a well-formed file, 1 for a truncated, corrupt or unreadable one (the message names
+the byte offset), 2 for a wrong option.`,
+);

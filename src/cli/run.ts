@@ -1,0 +1,106 @@
+// Runs a citty command tree with ramsnap's rules: unknown flags are errors, every failure is one line on
+// stderr with a non-zero exit (2 for usage, 1 for everything else), and help ends with examples.
+import { renderUsage, runCommand, type ArgsDef, type CommandDef } from "citty";
+import { CLIError } from "./citty-error.ts";
+import { ArgumentError, ShortIoError, SysError } from "../../ffi/libc.ts";
+import { FormatError } from "../format/errors.ts";
+import { CancelledError, OptionError } from "../errors.ts";
+
+// biome-ignore lint: citty's generic command type
+type AnyCommand = CommandDef<any>;
+
+/** Extra help text, keyed by command, printed after citty's usage. */
+export const EXAMPLES = new WeakMap<AnyCommand, string>();
+
+const stripAnsi = (s: string): string => s.replace(/\x1b\[[0-9;]*m/g, "");
+
+async function resolveChain(root: AnyCommand, argv: string[]): Promise<{ cmd: AnyCommand; parent?: AnyCommand; rest: string[] }> {
+  let cmd = root;
+  let parent: AnyCommand | undefined;
+  let rest = argv;
+  for (;;) {
+    const subs = (await resolve(cmd.subCommands)) as Record<string, AnyCommand> | undefined;
+    if (!subs) return { cmd, parent, rest };
+    const i = rest.findIndex((a) => !a.startsWith("-"));
+    const name = i >= 0 ? rest[i]! : undefined;
+    if (!name || !(name in subs)) return { cmd, parent, rest };
+    parent = cmd;
+    cmd = (await resolve(subs[name])) as AnyCommand;
+    rest = rest.slice(i + 1);
+  }
+}
+
+async function resolve<T>(v: T | (() => T | Promise<T>) | Promise<T>): Promise<T> {
+  return typeof v === "function" ? await (v as () => T | Promise<T>)() : await v;
+}
+
+/** Flags the command does not define, including `--no-x` for non-booleans. */
+function unknownFlags(args: ArgsDef, argv: string[]): string[] {
+  const known = new Map<string, string>();
+  for (const [name, def] of Object.entries(args)) {
+    if (def.type === "positional") continue;
+    const alias = (def as { alias?: string | string[] }).alias;
+    const names = [name, ...(Array.isArray(alias) ? alias : alias ? [alias] : [])];
+    for (const n of names) {
+      known.set(n, def.type ?? "string");
+      if (def.type === "boolean") known.set(`no-${n}`, "boolean");
+    }
+  }
+  const bad: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") break;
+    if (!a.startsWith("-") || a === "-") continue;
+    const name = a.replace(/^--?/, "").split("=")[0]!;
+    const type = known.get(name);
+    if (!type) bad.push(a.split("=")[0]!);
+    else if (type !== "boolean" && !a.includes("=")) i++; // the next word is this flag's value
+  }
+  return bad;
+}
+
+export async function usage(cmd: AnyCommand, parent?: AnyCommand): Promise<string> {
+  const text = await renderUsage(cmd, parent);
+  const examples = EXAMPLES.get(cmd);
+  const full = examples ? `${text}\n\nEXAMPLES\n\n${examples.trimEnd()}\n` : `${text}\n`;
+  return process.stdout.isTTY && !process.env.NO_COLOR ? full : stripAnsi(full);
+}
+
+/** Turns any error into the one line a user sees, and the exit code. */
+export function describeError(e: unknown): { message: string; code: number } {
+  if (e instanceof OptionError || e instanceof CLIError) return { message: stripAnsi(e.message), code: 2 };
+  if (e instanceof CancelledError) return { message: e.message, code: 130 };
+  if (e instanceof FormatError || e instanceof SysError || e instanceof ShortIoError || e instanceof ArgumentError) return { message: e.message, code: 1 };
+  if (e instanceof Error) return { message: `${e.message} (internal error: please report it with the command you ran)`, code: 1 };
+  return { message: String(e), code: 1 };
+}
+
+export async function runCli(root: AnyCommand, argv: string[]): Promise<number> {
+  const meta = await resolve(root.meta);
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-v")) {
+    console.log(meta?.version ?? "");
+    return 0;
+  }
+  const { cmd, parent, rest } = await resolveChain(root, argv);
+  const cmdName = (await resolve(cmd.meta))?.name ?? "";
+  const where = cmd === root ? "ramsnap --help" : `ramsnap ${cmdName} --help`;
+  if (argv.includes("--help") || argv.includes("-h") || (cmd === root && argv.length === 0)) {
+    process.stdout.write(await usage(cmd, parent));
+    return 0;
+  }
+  try {
+    if (cmd === root) {
+      throw new OptionError(`unknown command "${argv.find((a) => !a.startsWith("-")) ?? argv[0]}"`);
+    }
+    const bad = unknownFlags((await resolve(cmd.args)) ?? {}, rest);
+    if (bad.length) throw new OptionError(`unknown option ${bad.join(", ")}`);
+    await runCommand(cmd, { rawArgs: rest });
+    return 0;
+  } catch (e) {
+    const { message, code } = describeError(e);
+    const hint = code === 2 ? ` (see '${where}')` : "";
+    process.stderr.write(`ramsnap${cmdName && cmd !== root ? ` ${cmdName}` : ""}: ${message}${hint}\n`);
+    if (process.env.RAMSNAP_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+    return code;
+  }
+}

@@ -1,0 +1,11 @@
+/** The file is not what it should be. The message names the file, the byte offset and what was expected. */
+export class FormatError extends Error {
+  override name = "FormatError";
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    readonly detail: string,
+  ) {
+    super(`${file}: at offset ${offset} (0x${offset.toString(16)}): ${detail}`);
+  }
+}
