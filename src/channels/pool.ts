@@ -1,0 +1,136 @@
+// The channel pool: N Workers fed page-chunk jobs from one queue. Each Worker keeps two jobs in hand
+// so it never waits for the main thread between calls. Workers are created per operation and always
+// closed, on success and on failure.
+import { CancelledError } from "../errors.ts";
+import type { ChannelSetup, FromChannel, Job, JobDone, ToChannel } from "./messages.ts";
+
+/** A channel reported a failed job; the message names the call, the file and the errno. */
+export class ChannelError extends Error {
+  override name = "ChannelError";
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+const IN_FLIGHT = 2;
+const CLOSE_TIMEOUT_MS = 30_000;
+
+type JobInput = Job extends infer J ? (J extends Job ? Omit<J, "id"> : never) : never;
+
+export class ChannelPool {
+  #workers: Worker[] = [];
+  #closed = false;
+
+  private constructor() {}
+
+  static async start(count: number, setup: Omit<ChannelSetup, "type" | "channel">): Promise<ChannelPool> {
+    const pool = new ChannelPool();
+    try {
+      await Promise.all(
+        Array.from({ length: count }, (_, channel) => {
+          const w = new Worker(new URL("./worker.ts", import.meta.url).href);
+          pool.#workers.push(w);
+          return new Promise<void>((resolve, reject) => {
+            w.onmessage = (ev: MessageEvent<FromChannel>) => (ev.data.type === "ready" ? resolve() : reject(new ChannelError(`channel ${channel} did not start`)));
+            w.onerror = (ev) => reject(new ChannelError(`channel ${channel} failed to start: ${ev.message}`));
+            w.postMessage({ type: "setup", channel, ...setup } satisfies ToChannel);
+          });
+        }),
+      );
+    } catch (e) {
+      await pool.close();
+      throw e;
+    }
+    return pool;
+  }
+
+  get size(): number {
+    return this.#workers.length;
+  }
+
+  /**
+   * Runs every job; resolves when all are done, rejects on the first failure or on abort (after the
+   * jobs already handed out have finished, so no Worker is left touching memory the caller frees).
+   */
+  run(jobs: Iterable<JobInput>, onDone: (d: JobDone) => void, signal?: AbortSignal): Promise<void> {
+    const iter = jobs[Symbol.iterator]();
+    let nextId = 0;
+    const held = this.#workers.map(() => 0); // jobs each Worker has in hand
+    const outstandingTotal = () => held.reduce((a, b) => a + b, 0);
+    let failure: Error | undefined;
+    let exhausted = false;
+    return new Promise<void>((resolve, reject) => {
+      const settle = () => {
+        if (outstandingTotal() > 0) return;
+        for (const w of this.#workers) w.onmessage = w.onerror = null;
+        signal?.removeEventListener("abort", onAbort);
+        if (failure) reject(failure);
+        else if (exhausted) resolve();
+      };
+      const feed = (w: Worker, channel: number) => {
+        if (failure || exhausted) return;
+        const n = iter.next();
+        if (n.done) {
+          exhausted = true;
+          return;
+        }
+        held[channel]!++;
+        w.postMessage({ ...n.value, id: nextId++ } as ToChannel);
+      };
+      const fail = (e: Error) => {
+        failure ??= e;
+        settle();
+      };
+      const onAbort = () => fail(new CancelledError());
+      if (signal?.aborted) return reject(new CancelledError());
+      signal?.addEventListener("abort", onAbort);
+      this.#workers.forEach((w, channel) => {
+        w.onmessage = (ev: MessageEvent<FromChannel>) => {
+          const m = ev.data;
+          if (m.type === "ready") return;
+          held[channel]!--;
+          if (m.type === "failed") fail(new ChannelError(m.message, m.code));
+          else {
+            if (!failure) onDone(m);
+            feed(w, channel);
+            settle();
+          }
+        };
+        w.onerror = (ev) => {
+          // An uncaught error ends the Worker: its jobs will never report back.
+          held[channel] = 0;
+          fail(new ChannelError(`channel ${channel} crashed: ${ev.message}`));
+        };
+        for (let i = 0; i < IN_FLIGHT; i++) feed(w, channel);
+      });
+      settle();
+    });
+  }
+
+  /** Asks every Worker to free its buffers and exit; terminates any that does not within the timeout. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all(
+      this.#workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => w.terminate(), CLOSE_TIMEOUT_MS);
+            w.addEventListener("close", () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            try {
+              w.postMessage({ type: "close" } satisfies ToChannel);
+            } catch {
+              w.terminate();
+            }
+          }),
+      ),
+    );
+    this.#workers = [];
+  }
+}

@@ -1,0 +1,126 @@
+// A channel: one Bun Worker doing positional page I/O on its own thread, like one of QEMU's multifd
+// threads. It owns no file and no memory of its own beyond a zero page and an optional bounce buffer;
+// descriptors and addresses come from the main thread.
+import * as libc from "../../ffi/libc.ts";
+import { setBit, testBit } from "../format/bitmap.ts";
+import type { ChannelSetup, FromChannel, RestoreJob, SaveJob, ToChannel } from "./messages.ts";
+import { planRuns, type Run } from "./plan.ts";
+
+declare const self: Worker;
+
+let setup: ChannelSetup | undefined;
+let zeroPage: libc.AlignedBuffer | undefined;
+let bounce: libc.AlignedBuffer | undefined;
+
+const post = (m: FromChannel) => self.postMessage(m);
+
+/** Direct I/O needs aligned buffers, offsets and lengths; checking here turns a kernel EINVAL into a clear error. */
+const DIRECT_ALIGN = 4096;
+
+function io(): libc.IoOptions {
+  return { path: setup!.path, align: setup!.direct ? DIRECT_ALIGN : undefined };
+}
+
+function bounceOf(size: number): libc.AlignedBuffer {
+  if (!bounce || bounce.size < size) {
+    bounce?.free();
+    bounce = new libc.AlignedBuffer(size, DIRECT_ALIGN);
+  }
+  return bounce;
+}
+
+/** Calls fn(first, count) for each maximal range of pages in [0, n) for which pick(page) holds. */
+function ranges(n: number, pick: (p: number) => boolean, fn: (first: number, count: number) => void): void {
+  for (let p = 0; p < n; ) {
+    if (!pick(p)) {
+      p++;
+      continue;
+    }
+    const first = p;
+    while (p < n && pick(p)) p++;
+    fn(first, p - first);
+  }
+}
+
+function save(job: SaveJob): void {
+  const { fd, pageSize: ps, maxGap } = setup!;
+  const bitmap = new Uint8Array(job.bitmap);
+  const present = new Uint8Array(job.pages);
+  let count = 0;
+  for (let i = 0; i < job.pages; i++) {
+    const nonZero = !job.zeroDetect || libc.memcmp(job.src + i * ps, zeroPage!.ptr, ps) !== 0;
+    if (nonZero) {
+      present[i] = 1;
+      setBit(bitmap, job.firstPage + i);
+      count++;
+    }
+  }
+  const runs = planRuns((i) => present[i] === 1, 0, job.pages, maxGap, job.pages);
+  let ioBytes = 0;
+  for (const r of runs) {
+    const len = r.count * ps;
+    const off = job.fileOffset + r.first * ps;
+    const src = job.src + r.first * ps;
+    if (job.srcAligned) {
+      libc.pwriteFull(fd, src, len, off, io());
+    } else {
+      const b = bounceOf(len);
+      b.view.set(libc.viewOf(src, len));
+      libc.pwriteFull(fd, b.ptr, len, off, io());
+    }
+    ioBytes += len;
+  }
+  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present: count });
+}
+
+function restore(job: RestoreJob): void {
+  const { fd, pageSize: ps, maxGap } = setup!;
+  const bitmap = new Uint8Array(job.bitmap);
+  const isSet = (i: number) => testBit(bitmap, job.firstPage + i);
+  const runs: Run[] = planRuns(isSet, 0, job.pages, maxGap, job.pages);
+  const covered = new Uint8Array(job.pages);
+  let ioBytes = 0;
+  let present = 0;
+  for (const r of runs) {
+    const len = r.count * ps;
+    const off = job.fileOffset + r.first * ps;
+    const dst = job.dst + r.first * ps;
+    if (job.dstAligned) {
+      libc.preadFull(fd, dst, len, off, io());
+    } else {
+      const b = bounceOf(len);
+      libc.preadFull(fd, b.ptr, len, off, io());
+      libc.viewOf(dst, len).set(b.view.subarray(0, len));
+    }
+    ioBytes += len;
+    covered.fill(1, r.first, r.first + r.count);
+    // A bridged slot's bytes are not the page (they may be stale data from a live save): zero them.
+    ranges(r.count, (i) => !isSet(r.first + i), (first, count) => libc.memset(dst + first * ps, 0, count * ps));
+  }
+  for (let i = 0; i < job.pages; i++) if (isSet(i)) present++;
+  if (job.zeroAbsent) ranges(job.pages, (i) => covered[i] === 0, (first, count) => libc.memset(job.dst + first * ps, 0, count * ps));
+  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present });
+}
+
+self.onmessage = (ev: MessageEvent<ToChannel>) => {
+  const m = ev.data;
+  if (m.type === "setup") {
+    setup = m;
+    zeroPage = new libc.AlignedBuffer(m.pageSize, DIRECT_ALIGN);
+    zeroPage.view.fill(0);
+    post({ type: "ready", channel: m.channel });
+    return;
+  }
+  if (m.type === "close") {
+    bounce?.free();
+    zeroPage?.free();
+    process.exit(0);
+  }
+  try {
+    if (m.type === "save") save(m);
+    else restore(m);
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    post({ type: "failed", id: m.id, message: err.message ?? String(e), code: err.code });
+  }
+};

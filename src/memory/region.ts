@@ -1,0 +1,71 @@
+// Sources and targets of RAM: a span of memory with an address the channels can use directly.
+// Files (raw images, /dev/shm guest RAM, hugetlbfs) are mapped shared, so pages move between the
+// mapping and the save file without a copy; in-process buffers are used where they are.
+import * as libc from "../../ffi/libc.ts";
+import { OptionError } from "../errors.ts";
+
+export interface MemoryRegion {
+  readonly name: string;
+  readonly ptr: number;
+  readonly length: number;
+  /** The address is page-aligned, so direct I/O can use it without a bounce buffer. */
+  readonly aligned: boolean;
+  /** The region may hold old data (restore must zero absent pages). */
+  readonly mayHoldData: boolean;
+  release(): void;
+}
+
+const PAGE = 4096;
+
+function regularOrDevice(path: string, mode: number): void {
+  const type = mode & 0o170000;
+  if (type !== 0o100000 && type !== 0o060000) throw new OptionError(`${path} is not a regular file or block device`);
+}
+
+/** Maps a file read-only, for saving. Its size is the region's length. */
+export function mapFileForRead(path: string): MemoryRegion {
+  const fd = libc.open(path, libc.O_RDONLY);
+  try {
+    const st = libc.fstatx(fd, path);
+    regularOrDevice(path, st.mode);
+    if (st.size === 0) throw new OptionError(`${path} is empty`);
+    const ptr = libc.mmap(st.size, libc.PROT_READ, libc.MAP_SHARED, fd, 0, path);
+    return { name: path, ptr, length: st.size, aligned: true, mayHoldData: true, release: once(() => libc.munmap(ptr, st.size)) };
+  } finally {
+    libc.close(fd, path);
+  }
+}
+
+/**
+ * Maps a file for writing, creating it or setting its size to `length` first. A file that is new or
+ * was empty reads as zeros, so absent pages need no writing.
+ */
+export function mapFileForWrite(path: string, length: number): MemoryRegion {
+  const fd = libc.open(path, libc.O_RDWR | libc.O_CREAT, 0o600);
+  try {
+    const st = libc.fstatx(fd, path);
+    regularOrDevice(path, st.mode);
+    const isFile = (st.mode & 0o170000) === 0o100000;
+    if (isFile && st.size !== length) libc.ftruncate(fd, length, path);
+    if (!isFile && st.size < length) throw new OptionError(`${path} holds ${st.size} bytes, but the block needs ${length}`);
+    const ptr = libc.mmap(length, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_SHARED, fd, 0, path);
+    return { name: path, ptr, length, aligned: true, mayHoldData: st.size > 0, release: once(() => libc.munmap(ptr, length)) };
+  } finally {
+    libc.close(fd, path);
+  }
+}
+
+/** Uses an in-process buffer in place. The caller keeps it alive until the operation ends. */
+export function bufferRegion(name: string, buf: Uint8Array): MemoryRegion {
+  const ptr = libc.addressOf(buf);
+  return { name, ptr, length: buf.length, aligned: ptr % PAGE === 0, mayHoldData: true, release: () => {} };
+}
+
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+}

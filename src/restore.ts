@@ -1,0 +1,146 @@
+// restore: a mapped-ram file back into RAM images. The main stream (plain descriptor) reads the whole
+// stream first, block list and bitmaps included, so a truncated or corrupt file is refused before any
+// target is touched; then the channels read the present pages straight into the mapped targets.
+import * as libc from "../ffi/libc.ts";
+import { ChannelPool } from "./channels/pool.ts";
+import { CancelledError, OptionError } from "./errors.ts";
+import { parseStream, type RamBlockInfo } from "./format/parse.ts";
+import { MainFile } from "./io/main-file.ts";
+import { bufferRegion, mapFileForWrite, type MemoryRegion } from "./memory/region.ts";
+import { checkChannels, checkDescriptors, checkOffset, DEFAULT_CHANNELS, DEFAULT_MAX_GAP, openDirect, probeDirect } from "./options.ts";
+import { chunks, gibPerSecond, runJobs, type Progress } from "./transfer.ts";
+
+export interface BlockTarget {
+  /** The RAM block's name in the file. */
+  name: string;
+  /** A file to write the block's bytes to: created, or resized to the block's length. */
+  path?: string;
+  /** Or bytes in this process, exactly as long as the block. */
+  buffer?: Uint8Array;
+}
+
+export interface RestoreOptions {
+  path?: string;
+  /** Or a descriptor open for reading without O_DIRECT (the main stream)... */
+  fd?: number;
+  /** ...and one with O_DIRECT on the same file, for the channels. Implies direct I/O. */
+  directFd?: number;
+  blocks: BlockTarget[];
+  channels?: number;
+  directIo?: boolean;
+  offset?: number;
+  maxGap?: number;
+  onProgress?: (p: Progress) => void;
+  signal?: AbortSignal;
+}
+
+export interface RestoreResult {
+  file: string;
+  blocks: { name: string; length: number; present: number; absent: number; target: string }[];
+  /** Blocks in the file that no target asked for. */
+  skipped: string[];
+  totalBytes: number;
+  readBytes: number;
+  ioCalls: number;
+  seconds: number;
+  gibPerSecond: number;
+  channels: number;
+  directIo: boolean;
+}
+
+function matchTargets(file: string, blocks: RamBlockInfo[], targets: BlockTarget[]): RamBlockInfo[] {
+  if (targets.length === 0) throw new OptionError("no targets given (use --block NAME=PATH)");
+  const names = blocks.map((b) => b.name);
+  const seen = new Set<string>();
+  return targets.map((t) => {
+    if (seen.has(t.name)) throw new OptionError(`block ${t.name} is given twice`);
+    seen.add(t.name);
+    const b = blocks.find((x) => x.name === t.name);
+    if (!b) throw new OptionError(`${file} has no RAM block named ${t.name}; it has ${names.join(", ")}`);
+    if (b.shared) throw new OptionError(`block ${t.name} was not saved in ${file} (shared memory, x-ignore-shared)`);
+    if (t.buffer && t.path) throw new OptionError(`block ${t.name}: give a path or a buffer, not both`);
+    if (!t.buffer && !t.path) throw new OptionError(`block ${t.name}: no target (a path or a buffer)`);
+    if (t.buffer && t.buffer.length !== b.length) {
+      throw new OptionError(`block ${t.name} is ${b.length} bytes in ${file}, but the target buffer holds ${t.buffer.length}`);
+    }
+    return b;
+  });
+}
+
+export async function restore(o: RestoreOptions): Promise<RestoreResult> {
+  const t0 = performance.now();
+  const channels = o.channels ?? DEFAULT_CHANNELS;
+  const directIo = o.directIo ?? o.directFd !== undefined;
+  const offset = o.offset ?? 0;
+  checkChannels(channels, directIo);
+  checkOffset(offset);
+  if ((o.path === undefined) === (o.fd === undefined)) throw new OptionError("give either an input path or --fd");
+  if (o.fd !== undefined) {
+    if (directIo && o.directFd === undefined) throw new OptionError("--direct-io with --fd needs --direct-fd: a second descriptor, opened with O_DIRECT");
+    checkDescriptors(o.fd, o.directFd, "read");
+  }
+  if (o.directFd !== undefined && o.directIo === false) throw new OptionError("--direct-fd was given, but direct I/O is off");
+  if (o.signal?.aborted) throw new CancelledError();
+
+  const name = o.path ?? `fd ${o.fd}`;
+  const main = o.path !== undefined ? MainFile.openRead(o.path) : MainFile.fromFd(o.fd!, name);
+  const regions: MemoryRegion[] = [];
+  let directFd: number | undefined;
+  let pool: ChannelPool | undefined;
+  try {
+    const info = parseStream(main, { base: offset, keepBitmaps: true });
+    if (info.ramFormat !== "mapped-ram") {
+      throw new OptionError(`${name} is ${info.ramFormat === null ? "a stream without RAM" : "a classic (not mapped-ram) stream"}; restore reads mapped-ram files`);
+    }
+    const blocks = matchTargets(name, info.blocks, o.blocks);
+    const ps = info.pageSize;
+    for (const [i, t] of o.blocks.entries()) regions.push(t.buffer ? bufferRegion(t.name, t.buffer) : mapFileForWrite(t.path!, blocks[i]!.length));
+    const probeAt = blocks[0]!.mapped!.pagesOffset;
+    if (directIo) {
+      if (o.directFd !== undefined) probeDirect(o.directFd, name, "read", probeAt);
+      else directFd = openDirect(o.path!, "read", probeAt);
+    }
+    pool = await ChannelPool.start(channels, {
+      fd: o.directFd ?? directFd ?? main.fd,
+      direct: directIo,
+      path: name,
+      pageSize: ps,
+      maxGap: o.maxGap ?? DEFAULT_MAX_GAP,
+    });
+    const jobs = blocks.flatMap((b, i) => {
+      const bitmap = new SharedArrayBuffer(b.bitmap!.length);
+      new Uint8Array(bitmap).set(b.bitmap!);
+      const r = regions[i]!;
+      return Array.from(chunks({ memory: r.ptr, aligned: r.aligned, fileOffset: b.mapped!.pagesOffset, bitmap, pages: b.pages }, ps), (c) => ({
+        type: "restore" as const,
+        dst: c.memory,
+        dstAligned: c.aligned,
+        fileOffset: c.fileOffset,
+        bitmap: c.bitmap,
+        firstPage: c.firstPage,
+        pages: c.pages,
+        zeroAbsent: r.mayHoldData,
+      }));
+    });
+    const totalBytes = blocks.reduce((s, b) => s + b.length, 0);
+    const stats = await runJobs(pool, jobs, totalBytes, o.onProgress, o.signal);
+    const seconds = (performance.now() - t0) / 1000;
+    return {
+      file: name,
+      blocks: blocks.map((b, i) => ({ name: b.name, length: b.length, present: b.present, absent: b.absent, target: o.blocks[i]!.path ?? "(buffer)" })),
+      skipped: info.blocks.filter((b) => !blocks.includes(b)).map((b) => b.name),
+      totalBytes,
+      readBytes: stats.ioBytes,
+      ioCalls: stats.ioCalls,
+      seconds,
+      gibPerSecond: gibPerSecond(totalBytes, seconds),
+      channels,
+      directIo,
+    };
+  } finally {
+    await pool?.close();
+    for (const r of regions) r.release();
+    if (directFd !== undefined) libc.close(directFd, name);
+    main.close();
+  }
+}

@@ -1,0 +1,166 @@
+// save: RAM images into one mapped-ram file. The main stream (plain descriptor) writes the head,
+// channels (Workers, O_DIRECT descriptor with direct I/O) write the pages at their fixed slots, and only
+// then does the main stream write bitmaps and the tail that ends in EOF.
+import { existsSync, unlinkSync } from "node:fs";
+import * as libc from "../ffi/libc.ts";
+import { ChannelPool } from "./channels/pool.ts";
+import { CancelledError, OptionError } from "./errors.ts";
+import { DEFAULT_MACHINE_TYPE, DEFAULT_PAGE_SIZE } from "./format/constants.ts";
+import { machineSendsSwitchover, writeMappedRamHead, writeMappedRamTail, type MappedRamPlan } from "./format/mapped-ram-stream.ts";
+import { countSet } from "./format/bitmap.ts";
+import { MainFile } from "./io/main-file.ts";
+import { bufferRegion, mapFileForRead, type MemoryRegion } from "./memory/region.ts";
+import { checkBlocks, checkChannels, checkDescriptors, checkOffset, DEFAULT_CHANNELS, DEFAULT_MAX_GAP, openDirect, probeDirect } from "./options.ts";
+import { chunks, gibPerSecond, runJobs, type Progress } from "./transfer.ts";
+
+export interface BlockSource {
+  /** The RAM block's name as QEMU knows it (the memory backend's id, e.g. "ram0", or "pc.ram"). */
+  name: string;
+  /** A file holding the block's bytes (raw image, /dev/shm guest RAM). */
+  path?: string;
+  /** Or bytes in this process. */
+  buffer?: Uint8Array;
+}
+
+export interface SaveOptions {
+  /** The file to write; created if needed, bytes before `offset` kept, everything after replaced. */
+  path?: string;
+  /** Or a descriptor opened for writing without O_DIRECT (the main stream)... */
+  fd?: number;
+  /** ...and one opened with O_DIRECT on the same file, for the channels. Implies direct I/O. */
+  directFd?: number;
+  blocks: BlockSource[];
+  /** Worker channels moving pages (default 4). */
+  channels?: number;
+  directIo?: boolean;
+  /** Where the stream starts in the file (QEMU's file:...,offset=). */
+  offset?: number;
+  /** Machine type in the configuration section; QEMU refuses a file whose type differs from its own. */
+  machineType?: string;
+  /** Skip all-zero pages (default true). Off: every page is written and marked present. */
+  zeroPageDetection?: boolean;
+  /** Gaps of at most this many absent pages are written along with their neighbours (default 32). */
+  maxGap?: number;
+  onProgress?: (p: Progress) => void;
+  signal?: AbortSignal;
+}
+
+export interface SaveResult {
+  file: string;
+  blocks: { name: string; length: number; present: number; zero: number }[];
+  totalBytes: number;
+  /** Page bytes written (present pages plus bridged gaps). */
+  writtenBytes: number;
+  ioCalls: number;
+  pagesPresent: number;
+  pagesZero: number;
+  seconds: number;
+  gibPerSecond: number;
+  channels: number;
+  directIo: boolean;
+  offset: number;
+}
+
+function openSource(b: BlockSource): MemoryRegion {
+  if (b.buffer && b.path) throw new OptionError(`block ${b.name}: give a path or a buffer, not both`);
+  if (b.buffer) return bufferRegion(b.name, b.buffer);
+  if (b.path) return mapFileForRead(b.path);
+  throw new OptionError(`block ${b.name}: no source (a path or a buffer)`);
+}
+
+export async function save(o: SaveOptions): Promise<SaveResult> {
+  const t0 = performance.now();
+  const pageSize = DEFAULT_PAGE_SIZE;
+  const channels = o.channels ?? DEFAULT_CHANNELS;
+  const directIo = o.directIo ?? o.directFd !== undefined;
+  const offset = o.offset ?? 0;
+  checkChannels(channels, directIo);
+  checkOffset(offset);
+  if ((o.path === undefined) === (o.fd === undefined)) throw new OptionError("give either an output path or --fd");
+  if (o.fd !== undefined) {
+    if (directIo && o.directFd === undefined) throw new OptionError("--direct-io with --fd needs --direct-fd: a second descriptor, opened with O_DIRECT");
+    checkDescriptors(o.fd, o.directFd, "write");
+  }
+  if (o.directFd !== undefined && o.directIo === false) throw new OptionError("--direct-fd was given, but direct I/O is off");
+  if (o.signal?.aborted) throw new CancelledError();
+
+  const regions: MemoryRegion[] = [];
+  let main: MainFile | undefined;
+  let directFd: number | undefined;
+  let pool: ChannelPool | undefined;
+  const name = o.path ?? `fd ${o.fd}`;
+  const created = o.path !== undefined && !existsSync(o.path);
+  let finished = false;
+  try {
+    for (const b of o.blocks) regions.push(openSource(b));
+    const specs = o.blocks.map((b, i) => ({ name: b.name, length: regions[i]!.length }));
+    checkBlocks(specs, pageSize);
+    const machineType = o.machineType ?? DEFAULT_MACHINE_TYPE;
+    const plan: MappedRamPlan = { machineType, blocks: specs, pageSize, base: offset, ramSectionId: 2, switchoverStart: machineSendsSwitchover(machineType) };
+
+    main = o.path !== undefined ? MainFile.openWrite(o.path) : MainFile.fromFd(o.fd!);
+    // Like QEMU since 9.1: keep what precedes the stream, drop everything after it.
+    libc.ftruncate(main.fd, offset, name);
+    const layout = writeMappedRamHead(main, plan);
+    const probeAt = layout.blocks[0]!.pagesOffset;
+    if (directIo) {
+      if (o.directFd !== undefined) probeDirect(o.directFd, name, "write", probeAt);
+      else directFd = openDirect(o.path!, "write", probeAt);
+    }
+    const channelFd = o.directFd ?? directFd ?? main.fd;
+    const bitmaps = layout.blocks.map((l) => new SharedArrayBuffer(l.bitmapSize));
+    pool = await ChannelPool.start(channels, { fd: channelFd, direct: directIo, path: name, pageSize, maxGap: o.maxGap ?? DEFAULT_MAX_GAP });
+    const zeroDetect = o.zeroPageDetection ?? true;
+    const totalBytes = specs.reduce((s, b) => s + b.length, 0);
+    const jobs = layout.blocks.flatMap((l, i) =>
+      Array.from(chunks({ memory: regions[i]!.ptr, aligned: regions[i]!.aligned, fileOffset: l.pagesOffset, bitmap: bitmaps[i]!, pages: l.pages }, pageSize), (c) => ({
+        type: "save" as const,
+        src: c.memory,
+        srcAligned: c.aligned,
+        fileOffset: c.fileOffset,
+        bitmap: c.bitmap,
+        firstPage: c.firstPage,
+        pages: c.pages,
+        zeroDetect,
+      })),
+    );
+    const stats = await runJobs(pool, jobs, totalBytes, o.onProgress, o.signal);
+    const maps = bitmaps.map((b) => new Uint8Array(b));
+    // Pages must be on disk before the bitmaps and EOF that make the file complete.
+    libc.fsync(channelFd, name);
+    writeMappedRamTail(main, plan, layout, maps);
+    libc.fsync(main.fd, name);
+    finished = true;
+    const seconds = (performance.now() - t0) / 1000;
+    const blocks = layout.blocks.map((l, i) => {
+      const present = countSet(maps[i]!, l.pages);
+      return { name: l.name, length: l.length, present, zero: l.pages - present };
+    });
+    return {
+      file: name,
+      blocks,
+      totalBytes,
+      writtenBytes: stats.ioBytes,
+      ioCalls: stats.ioCalls,
+      pagesPresent: stats.present,
+      pagesZero: blocks.reduce((s, b) => s + b.zero, 0),
+      seconds,
+      gibPerSecond: gibPerSecond(totalBytes, seconds),
+      channels,
+      directIo,
+      offset,
+    };
+  } finally {
+    await pool?.close();
+    for (const r of regions) r.release();
+    if (directFd !== undefined) libc.close(directFd, name);
+    // A save that did not finish must not leave a file that could pass for one.
+    if (!finished && main && o.path !== undefined) {
+      try {
+        if (created) unlinkSync(o.path);
+        else libc.ftruncate(main.fd, offset, name);
+      } catch {}
+    }
+    main?.close();
+  }
+}

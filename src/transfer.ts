@@ -1,0 +1,70 @@
+// What save and restore share: splitting blocks into channel jobs, running them on a pool with
+// progress, and adding up what the channels did.
+import type { ChannelPool } from "./channels/pool.ts";
+import type { RestoreJob, SaveJob } from "./channels/messages.ts";
+import { CHUNK_PAGES } from "./options.ts";
+
+export interface Progress {
+  /** Page bytes handled so far (present or not) and in all. */
+  doneBytes: number;
+  totalBytes: number;
+  /** Bytes that went through I/O calls so far. */
+  ioBytes: number;
+  seconds: number;
+}
+
+export interface TransferStats {
+  ioBytes: number;
+  ioCalls: number;
+  present: number;
+}
+
+export interface ChunkPlace {
+  /** Address of the block's page 0 in memory. */
+  memory: number;
+  aligned: boolean;
+  /** Absolute file offset of the block's page 0. */
+  fileOffset: number;
+  bitmap: SharedArrayBuffer;
+  pages: number;
+}
+
+/** The block cut into jobs of CHUNK_PAGES pages; each starts on a 64-page bound so it owns whole bitmap words. */
+export function* chunks(b: ChunkPlace, pageSize: number): Generator<Omit<SaveJob, "id" | "type" | "src" | "srcAligned" | "zeroDetect"> & { memory: number; aligned: boolean }> {
+  for (let first = 0; first < b.pages; first += CHUNK_PAGES) {
+    yield {
+      memory: b.memory + first * pageSize,
+      aligned: b.aligned,
+      fileOffset: b.fileOffset + first * pageSize,
+      bitmap: b.bitmap,
+      firstPage: first,
+      pages: Math.min(CHUNK_PAGES, b.pages - first),
+    };
+  }
+}
+
+export async function runJobs(
+  pool: ChannelPool,
+  jobs: Iterable<Omit<SaveJob, "id"> | Omit<RestoreJob, "id">>,
+  totalBytes: number,
+  onProgress: ((p: Progress) => void) | undefined,
+  signal: AbortSignal | undefined,
+): Promise<TransferStats> {
+  const t0 = performance.now();
+  const stats: TransferStats = { ioBytes: 0, ioCalls: 0, present: 0 };
+  let doneBytes = 0;
+  await pool.run(
+    jobs,
+    (d) => {
+      doneBytes += d.bytes;
+      stats.ioBytes += d.ioBytes;
+      stats.ioCalls += d.ioCalls;
+      stats.present += d.present;
+      onProgress?.({ doneBytes, totalBytes, ioBytes: stats.ioBytes, seconds: (performance.now() - t0) / 1000 });
+    },
+    signal,
+  );
+  return stats;
+}
+
+export const gibPerSecond = (bytes: number, seconds: number): number => (seconds > 0 ? bytes / 2 ** 30 / seconds : 0);
