@@ -16,6 +16,13 @@ export class ChannelError extends Error {
 }
 
 const IN_FLIGHT = 2;
+
+// In the compiled binary every entry point sits in one virtual tree rooted at src/ (the entries' common
+// folder) and this code runs as part of the main entry, so the Worker is found from the root; from
+// sources it sits beside this file. `bun run build` lists src/channels/worker.ts as the second entry.
+const WORKER_URL = (Bun as { isStandaloneExecutable?: boolean }).isStandaloneExecutable
+  ? new URL("./channels/worker.ts", import.meta.url).href
+  : new URL("./worker.ts", import.meta.url).href;
 const CLOSE_TIMEOUT_MS = 30_000;
 
 type JobInput = Job extends infer J ? (J extends Job ? Omit<J, "id"> : never) : never;
@@ -31,7 +38,7 @@ export class ChannelPool {
     try {
       await Promise.all(
         Array.from({ length: count }, (_, channel) => {
-          const w = new Worker(new URL("./worker.ts", import.meta.url).href);
+          const w = new Worker(WORKER_URL);
           pool.#workers.push(w);
           return new Promise<void>((resolve, reject) => {
             w.onmessage = (ev: MessageEvent<FromChannel>) => (ev.data.type === "ready" ? resolve() : reject(new ChannelError(`channel ${channel} did not start`)));

@@ -2,6 +2,9 @@
 import { defineCommand } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import { inspectCommand } from "./inspect.ts";
+import { restoreCommand } from "./restore.ts";
+import { saveCommand } from "./save.ts";
+import { demoCommand } from "./demo.ts";
 import { EXAMPLES, runCli } from "./run.ts";
 
 export const rootCommand = defineCommand({
@@ -11,13 +14,19 @@ export const rootCommand = defineCommand({
     description: "Save and restore memory images in QEMU's mapped-ram format, in parallel, with direct I/O",
   },
   subCommands: {
+    demo: demoCommand,
+    save: saveCommand,
+    restore: restoreCommand,
     inspect: inspectCommand,
   },
 });
 
 EXAMPLES.set(
   rootCommand,
-  `  ramsnap inspect vm.ram
+  `  ramsnap demo                                   save and restore a synthetic 1 GiB image, measured
+  ramsnap save -o vm.ram --block ram0=/dev/shm/guest-ram --channels 4 --direct-io
+  ramsnap restore vm.ram --block ram0=/dev/shm/restored --channels 4 --direct-io
+  ramsnap inspect vm.ram
 
 Files are QEMU migration streams: QEMU 9.0+ loads what ramsnap writes (with the mapped-ram capability on),
 and ramsnap reads what QEMU writes, with or without mapped-ram.`,

@@ -83,21 +83,26 @@ export class ByteBuilder {
     this.#len += n;
     return at;
   }
+  // #room() may replace #buf and #dv, so it runs before #dv is read.
   u8(v: number): this {
-    this.#dv.setUint8(this.#room(1), v);
+    const at = this.#room(1);
+    this.#dv.setUint8(at, v);
     return this;
   }
   be16(v: number): this {
-    this.#dv.setUint16(this.#room(2), v);
+    const at = this.#room(2);
+    this.#dv.setUint16(at, v);
     return this;
   }
   be32(v: number): this {
-    this.#dv.setUint32(this.#room(4), v);
+    const at = this.#room(4);
+    this.#dv.setUint32(at, v);
     return this;
   }
   be64(v: number | bigint): this {
     if (typeof v === "number" && !Number.isSafeInteger(v)) throw new RangeError(`be64 value ${v} is not a safe integer`);
-    this.#dv.setBigUint64(this.#room(8), BigInt(v));
+    const at = this.#room(8);
+    this.#dv.setBigUint64(at, BigInt(v));
     return this;
   }
   bytes(b: Uint8Array): this {

@@ -1,0 +1,38 @@
+// Option parsing shared by commands: citty gives strings, and keeps only the last of a repeated flag.
+import { OptionError } from "../errors.ts";
+import { parseSize } from "./text.ts";
+
+/** Every value of a repeatable flag (`--block a=1 --block b=2`, or `--block=a=1`). */
+export function repeated(rawArgs: string[], flag: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i]!;
+    if (a === "--") break;
+    if (a === `--${flag}`) {
+      const v = rawArgs[i + 1];
+      if (v === undefined || v.startsWith("--")) throw new OptionError(`--${flag} needs a value`);
+      out.push(v);
+      i++;
+    } else if (a.startsWith(`--${flag}=`)) out.push(a.slice(flag.length + 3));
+  }
+  return out;
+}
+
+export function intOption(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text.trim())) throw new OptionError(`--${name} must be a whole number from ${min} to ${max}, got "${text}"`);
+  const v = Number(text);
+  if (v < min || v > max) throw new OptionError(`--${name} must be a whole number from ${min} to ${max}, got ${v}`);
+  return v;
+}
+
+export function sizeOption(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const v = parseSize(text);
+  if (v === null) throw new OptionError(`--${name} ${text} is not a size (examples: 4096, 0x1000, 4K, 1M, 1G)`);
+  return v;
+}
+
+export function fdOption(name: string, text: string | undefined): number | undefined {
+  return text === undefined ? undefined : intOption(name, text, 0, 0, 1 << 20);
+}

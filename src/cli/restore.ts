@@ -1,0 +1,65 @@
+import { defineCommand } from "citty";
+import { DEFAULT_CHANNELS, MAX_CHANNELS, parseBlockArg } from "../options.ts";
+import { restore, type RestoreResult } from "../restore.ts";
+import { OptionError } from "../errors.ts";
+import { fdOption, intOption, repeated, sizeOption } from "./args.ts";
+import { abortOnSigint, progressBar } from "./progress.ts";
+import { EXAMPLES } from "./run.ts";
+import { channelArgs } from "./save.ts";
+import { bytes, table } from "./text.ts";
+
+export function renderRestore(r: RestoreResult): string {
+  const rows = r.blocks.map((b) => [b.name, bytes(b.length), `${b.present} present`, `-> ${b.target}`]);
+  const skipped = r.skipped.length ? `not restored (no --block given): ${r.skipped.join(", ")}\n` : "";
+  return (
+    `restored ${r.blocks.length} block${r.blocks.length === 1 ? "" : "s"} (${bytes(r.totalBytes)}) from ${r.file} in ${r.seconds.toFixed(2)} s: ` +
+    `${r.gibPerSecond.toFixed(2)} GiB/s, ${r.channels} channel${r.channels === 1 ? "" : "s"}, ${r.directIo ? "direct I/O" : "buffered I/O"}, ` +
+    `${bytes(r.readBytes)} read in ${r.ioCalls} calls\n${table(rows)}\n${skipped}`
+  );
+}
+
+export const restoreCommand = defineCommand({
+  meta: { name: "restore", description: "Restore RAM images from a mapped-ram file (written by ramsnap or QEMU)" },
+  args: {
+    file: { type: "positional", description: "The mapped-ram file (omit with --fd)", required: false },
+    block: { type: "string", description: "A block to restore: its name in the file and the target file (created or resized); repeat for more", valueHint: "name=path" },
+    ...channelArgs,
+  },
+  async run({ args, rawArgs }) {
+    const blocks = repeated(rawArgs, "block").map(parseBlockArg);
+    const fd = fdOption("fd", args.fd);
+    if (fd === undefined && !args.file) throw new OptionError("say which file to restore (or --fd N)");
+    if (fd !== undefined && args.file) throw new OptionError("give FILE or --fd, not both");
+    const bar = progressBar("restore", args.progress ?? undefined);
+    const sig = abortOnSigint();
+    try {
+      const r = await restore({
+        path: args.file,
+        fd,
+        directFd: fdOption("direct-fd", args["direct-fd"]),
+        blocks: blocks.map((b) => ({ name: b.name, path: b.path })),
+        channels: intOption("channels", args.channels, DEFAULT_CHANNELS, 0, MAX_CHANNELS),
+        directIo: args["direct-io"] || undefined,
+        offset: sizeOption("offset", args.offset),
+        onProgress: bar.update,
+        signal: sig.signal,
+      });
+      bar.done();
+      process.stdout.write(args.json ? `${JSON.stringify(r, null, 2)}\n` : renderRestore(r));
+    } finally {
+      bar.done();
+      sig.dispose();
+    }
+  },
+});
+
+EXAMPLES.set(
+  restoreCommand,
+  `  ramsnap restore vm.ram --block ram0=/dev/shm/guest-ram --channels 4 --direct-io
+  ramsnap restore vm.ram --block ram0=ram0.raw --json
+  ramsnap restore --fd 3 --direct-fd 4 --block ram0=/dev/shm/guest-ram 3<vm.ram
+
+The whole stream is checked first (block list, bitmaps, EOF): a truncated or corrupt file is refused
+before any target is touched. Pages the file does not hold come out as zeros. Blocks in the file that
+no --block names are left out and listed.`,
+);

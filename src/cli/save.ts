@@ -1,0 +1,83 @@
+import { defineCommand } from "citty";
+import { MAX_CHANNELS, DEFAULT_CHANNELS, parseBlockArg } from "../options.ts";
+import { save, type SaveResult } from "../save.ts";
+import { CancelledError, OptionError } from "../errors.ts";
+import { DEFAULT_MACHINE_TYPE } from "../format/constants.ts";
+import { fdOption, intOption, repeated, sizeOption } from "./args.ts";
+import { abortOnSigint, progressBar } from "./progress.ts";
+import { EXAMPLES } from "./run.ts";
+import { bytes, table } from "./text.ts";
+
+export const channelArgs = {
+  channels: { type: "string", description: `Worker channels moving pages in parallel, 1 to ${MAX_CHANNELS}`, default: String(DEFAULT_CHANNELS), valueHint: "n" },
+  "direct-io": { type: "boolean", description: "Move pages with O_DIRECT, bypassing the page cache (the file system must support it)" },
+  offset: { type: "string", description: "The stream starts this many bytes into the file (QEMU's file:...,offset=); bytes before it are kept", valueHint: "bytes" },
+  fd: { type: "string", description: "Use this open descriptor (no O_DIRECT) instead of a path, as handed over by a management program", valueHint: "n" },
+  "direct-fd": { type: "string", description: "With --fd: a second descriptor on the same file, opened with O_DIRECT; implies --direct-io", valueHint: "n" },
+  json: { type: "boolean", description: "Print a JSON summary instead of text" },
+  progress: { type: "boolean", description: "Progress bar on stderr (default: when stderr is a terminal)" },
+} as const;
+
+export function renderSave(r: SaveResult): string {
+  const rows = r.blocks.map((b) => [b.name, bytes(b.length), `${b.present} present`, `${b.zero} zero`]);
+  return (
+    `saved ${r.blocks.length} block${r.blocks.length === 1 ? "" : "s"} (${bytes(r.totalBytes)}) to ${r.file} in ${r.seconds.toFixed(2)} s: ` +
+    `${r.gibPerSecond.toFixed(2)} GiB/s, ${r.channels} channel${r.channels === 1 ? "" : "s"}, ${r.directIo ? "direct I/O" : "buffered I/O"}, ` +
+    `${bytes(r.writtenBytes)} of pages written in ${r.ioCalls} calls\n${table(rows)}\n`
+  );
+}
+
+export const saveCommand = defineCommand({
+  meta: { name: "save", description: "Save RAM images into one mapped-ram file that QEMU can load" },
+  args: {
+    output: { type: "string", alias: "o", description: "The file to write (created; bytes before --offset kept)", valueHint: "file" },
+    block: { type: "string", description: "A RAM block: its name in QEMU and the file holding it; repeat for more blocks, in order", valueHint: "name=path" },
+    machine: { type: "string", description: "Machine type written in the file; QEMU loads only files of its own machine type", default: DEFAULT_MACHINE_TYPE, valueHint: "type" },
+    ...channelArgs,
+  },
+  async run({ args, rawArgs }) {
+    const blocks = repeated(rawArgs, "block").map(parseBlockArg);
+    const fd = fdOption("fd", args.fd);
+    if (fd === undefined && !args.output) throw new OptionError("say where to save: -o FILE (or --fd N)");
+    if (fd !== undefined && args.output) throw new OptionError("give -o FILE or --fd, not both");
+    const bar = progressBar("save", args.progress ?? undefined);
+    const sig = abortOnSigint();
+    try {
+      const r = await save({
+        path: args.output,
+        fd,
+        directFd: fdOption("direct-fd", args["direct-fd"]),
+        blocks: blocks.map((b) => ({ name: b.name, path: b.path })),
+        channels: intOption("channels", args.channels, DEFAULT_CHANNELS, 0, MAX_CHANNELS),
+        directIo: args["direct-io"] || undefined,
+        offset: sizeOption("offset", args.offset),
+        machineType: args.machine,
+        onProgress: bar.update,
+        signal: sig.signal,
+      });
+      bar.done();
+      process.stdout.write(args.json ? `${JSON.stringify(r, null, 2)}\n` : renderSave(r));
+    } catch (e) {
+      bar.done();
+      if (e instanceof CancelledError) throw new CancelledError(`cancelled; ${args.output ? `${args.output} was not completed (removed if ramsnap created it)` : "the file has no EOF and will not load"}`);
+      throw e;
+    } finally {
+      sig.dispose();
+    }
+  },
+});
+
+EXAMPLES.set(
+  saveCommand,
+  `  ramsnap save -o vm.ram --block ram0=/dev/shm/guest-ram --channels 4 --direct-io
+  ramsnap save -o vm.ram --block ram0=/dev/shm/node0 --block ram1=/dev/shm/node1 --machine pc-q35-9.2
+  ramsnap save --fd 3 --direct-fd 4 --block ram0=/dev/shm/guest-ram 3>>vm.ram   # fds from a manager
+
+QEMU loads the file with the mapped-ram capability on, into a guest of the same machine type whose
+memory backends have the same names and sizes:
+  (qemu) migrate_set_capability mapped-ram on
+  (qemu) migrate_incoming file:vm.ram
+All-zero pages are not written (their bitmap bits stay clear and the file keeps holes).
+The file is complete only once its bitmaps and EOF are written, after every page: an interrupted save
+leaves no file that QEMU or 'ramsnap inspect' takes for complete.`,
+);
