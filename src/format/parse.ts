@@ -284,7 +284,8 @@ class StreamParser {
   }
 
   nextDevice(idstr: string, instance: number): VmdescDevice | undefined {
-    const devices = this.trailer?.json.devices ?? [];
+    const devices = this.trailer?.json.devices;
+    if (!Array.isArray(devices)) return undefined;
     const d = devices[this.#deviceIndex];
     if (d && d.name === idstr && d.instance_id === instance) {
       this.#deviceIndex++;
@@ -346,6 +347,9 @@ class StreamParser {
     info.ramTotal = total;
     let sum = 0;
     while (sum < total) {
+      if (r.peek(1, "a RAM block name")[0] === 0) {
+        throw r.error(`expected another RAM block: the blocks so far add up to ${sum} bytes, less than the total of ${total} announced at offset ${at}`);
+      }
       const block = this.ramBlockEntry();
       sum += block.length;
       if (sum > total) {
@@ -474,7 +478,7 @@ class StreamParser {
     const len = r.be32("the trailer length");
     const json = parseTrailerJson(r.bytes(len, "the trailer JSON"));
     if (!json) throw r.error("the vmdesc trailer is not a JSON object", at + 5);
-    info.trailer = { offset: at, length: len, devices: json.devices?.length ?? 0 };
+    info.trailer = { offset: at, length: len, devices: Array.isArray(json.devices) ? json.devices.length : 0 };
     if (!r.atEnd) info.notes.push(`${source.size - r.position} bytes follow the trailer`);
   }
 }

@@ -76,15 +76,20 @@ export function parseTrailerJson(bytes: Uint8Array): VmdescRoot | null {
 
 /** Payload bytes of a described device or subsection, or null when the description lacks a size. */
 export function describedSize(d: VmdescDevice | VmdescState): number | null {
-  if (!d.fields && typeof (d as VmdescDevice).size === "number") return (d as VmdescDevice).size!;
+  // The trailer is untrusted JSON: anything not shaped as described means "no usable size".
+  const isSize = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+  if (!d || typeof d !== "object") return null;
+  if (!d.fields && typeof (d as VmdescDevice).size === "number") return isSize((d as VmdescDevice).size) ? (d as VmdescDevice).size! : null;
+  if ((d.fields && !Array.isArray(d.fields)) || (d.subsections && !Array.isArray(d.subsections))) return null;
   let total = 0;
   for (const f of d.fields ?? []) {
-    if (typeof f.size !== "number" || !Number.isSafeInteger(f.size) || f.size < 0) return null;
+    if (!f || typeof f !== "object" || !isSize(f.size)) return null;
     total += f.size;
   }
   for (const s of d.subsections ?? []) {
+    if (!s || typeof s !== "object" || typeof s.vmsd_name !== "string") return null;
     const inner = describedSize(s);
-    if (inner === null || typeof s.vmsd_name !== "string") return null;
+    if (inner === null) return null;
     total += 1 + 1 + new TextEncoder().encode(s.vmsd_name).length + 4 + inner;
   }
   return total;
