@@ -215,6 +215,7 @@ export function pwrite(fd: number, p: number, len: number, offset: number, o: Io
 
 /** Reads exactly len bytes or throws ShortIoError (end of file) / SysError. */
 export function preadFull(fd: number, p: number, len: number, offset: number, o: IoOptions = {}): void {
+  checkIo("pread", fd, p, len, offset, o); // a NaN or negative len would otherwise skip the loop and "succeed"
   let done = 0;
   while (done < len) {
     const n = pread(fd, p + done, len - done, offset + done, o);
@@ -225,6 +226,7 @@ export function preadFull(fd: number, p: number, len: number, offset: number, o:
 
 /** Writes exactly len bytes; a write that makes no progress is reported as ENOSPC's cousin, a ShortIoError. */
 export function pwriteFull(fd: number, p: number, len: number, offset: number, o: IoOptions = {}): void {
+  checkIo("pwrite", fd, p, len, offset, o); // a NaN or negative len would otherwise skip the loop and "succeed"
   let done = 0;
   while (done < len) {
     const n = pwrite(fd, p + done, len - done, offset + done, o);

@@ -2,7 +2,8 @@
 //
 // A device (FULL) section's payload carries no length. Two things bound it:
 //  1. The trailer describes every FULL section, in stream order, with the bytes each field wrote
-//     ("size") and its subsections. A VMState payload is exactly its fields followed by its subsections,
+//     ("size", per element: an array described once carries "array_len" and wrote size × array_len)
+//     and its subsections. A VMState payload is exactly its fields followed by its subsections,
 //     each framed as 0x05, a counted name, a be32 version and the subsection's own fields and
 //     subsections. So the payload size is computable before the payload is read (`describedSize`).
 //  2. The section footer (0x7e + the be32 section id) follows the payload.
@@ -24,7 +25,10 @@ export interface Trailer {
 
 export interface VmdescField {
   name?: string;
+  /** Bytes of one element. */
   size?: number;
+  /** Present for arrays QEMU describes once: the field then wrote size × array_len bytes. */
+  array_len?: number;
 }
 
 export interface VmdescState {
@@ -83,8 +87,9 @@ export function describedSize(d: VmdescDevice | VmdescState): number | null {
   if ((d.fields && !Array.isArray(d.fields)) || (d.subsections && !Array.isArray(d.subsections))) return null;
   let total = 0;
   for (const f of d.fields ?? []) {
-    if (!f || typeof f !== "object" || !isSize(f.size)) return null;
-    total += f.size;
+    const n = f?.array_len ?? 1;
+    if (!f || typeof f !== "object" || !isSize(f.size) || !isSize(n)) return null;
+    total += f.size * n;
   }
   for (const s of d.subsections ?? []) {
     if (!s || typeof s !== "object" || typeof s.vmsd_name !== "string") return null;

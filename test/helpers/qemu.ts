@@ -1,0 +1,472 @@
+// Test helper: real QEMU guests whose RAM the test can write before boot and read after.
+//
+// Guest RAM is a memory-backend-file on /dev/shm with share=on, so the file *is* the
+// guest RAM: the test fills it before QEMU maps it and compares it after a save or load.
+// Guests run under TCG, paused by default; a paused guest needs no kernel or disk.
+
+import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { QmpClient } from "../../src/qemu/qmp.ts";
+
+export const PAGE_SIZE = 4096;
+const MiB = 1024 * 1024;
+const QEMU = "qemu-system-x86_64";
+
+// ---------------------------------------------------------------------------
+// Finding QEMU
+
+export function qemuBinary(): string | null {
+  return Bun.which(QEMU);
+}
+
+/**
+ * True if QEMU is installed. Without it, CI fails hard (integration tests must never be
+ * skipped there unnoticed); a local run warns loudly and the caller skips, e.g.
+ * `test.skipIf(!requireQemu())`.
+ */
+export function requireQemu(): boolean {
+  if (qemuBinary()) return true;
+  if (process.env.CI) throw new Error(`${QEMU} not found in PATH: QEMU integration tests cannot be skipped in CI`);
+  console.warn(
+    `\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n` +
+      `!!! ${QEMU} not found: SKIPPING the QEMU integration tests.\n` +
+      `!!! Install QEMU >= 9.1 to run them (CI refuses to skip them).\n` +
+      `!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n`,
+  );
+  return false;
+}
+
+// ---------------------------------------------------------------------------
+// RAM patterns
+
+export type PatternKind = "scattered" | "clustered" | "dense" | "zero";
+
+export interface PatternOptions {
+  seed: number;
+  kind: PatternKind;
+  /** Share of non-zero pages for "scattered" and "clustered"; default 0.6. */
+  nonZeroFraction?: number;
+}
+
+export interface Pattern {
+  readonly sizeBytes: number;
+  readonly seed: number;
+  /** One entry per 4 KiB page: 1 if the page is non-zero. */
+  readonly nonZeroPages: Uint8Array;
+  readonly nonZeroCount: number;
+  /**
+   * Writes the pattern's bytes [byteOffset, byteOffset + buf.length) into buf, zero pages
+   * included. byteOffset and buf.length must be multiples of PAGE_SIZE.
+   */
+  fill(buf: Uint8Array, byteOffset: number): void;
+}
+
+// Stamped at the start of every non-zero page, so such a page is never all zeros
+// even for page 0 with seed 0.
+const PAGE_MAGIC = [0x52, 0x53, 0x4e, 0x50]; // "RSNP"
+const NOISE_POOL_BYTES = 1024 * 1024;
+
+/**
+ * A deterministic RAM image. Each non-zero page starts with "RSNP", its page index and
+ * the seed (u32 LE each), then pseudo-random bytes from (seed, page): every page is unique,
+ * so a page written to the wrong slot is caught.
+ */
+export function makePattern(sizeBytes: number, opts: PatternOptions): Pattern {
+  if (sizeBytes % PAGE_SIZE !== 0) throw new Error(`pattern size ${sizeBytes} is not a multiple of ${PAGE_SIZE}`);
+  const pageCount = sizeBytes / PAGE_SIZE;
+  const fraction = opts.nonZeroFraction ?? 0.6;
+  const random = xorshift32(opts.seed ^ 0x9e3779b9);
+  const unit = () => random() / 2 ** 32;
+  const nonZeroPages = new Uint8Array(pageCount);
+
+  switch (opts.kind) {
+    case "zero":
+      break;
+    case "dense":
+      nonZeroPages.fill(1);
+      break;
+    case "scattered":
+      for (let p = 0; p < pageCount; p++) nonZeroPages[p] = unit() < fraction ? 1 : 0;
+      break;
+    case "clustered": {
+      // Alternating runs: non-zero runs average 64 pages, zero runs are sized to give `fraction`.
+      const meanOn = 64;
+      const meanOff = fraction > 0 ? (meanOn * (1 - fraction)) / fraction : pageCount;
+      let on = unit() < fraction;
+      for (let p = 0; p < pageCount; on = !on) {
+        const run = on ? 1 + Math.floor(unit() * (2 * meanOn - 1)) : Math.floor(unit() * (2 * meanOff + 1));
+        if (on) nonZeroPages.fill(1, p, p + run);
+        p += run;
+      }
+      break;
+    }
+  }
+
+  let nonZeroCount = 0;
+  for (const bit of nonZeroPages) nonZeroCount += bit;
+
+  // Page bodies are copied from a random pool at a per-page offset: far faster than
+  // generating 4 KiB of random numbers per page, and the stamp keeps every page unique.
+  const poolWords = new Uint32Array((NOISE_POOL_BYTES + PAGE_SIZE) / 4);
+  for (let w = 0; w < poolWords.length; w++) poolWords[w] = random();
+  const pool = new Uint8Array(poolWords.buffer);
+  const stamp = new Uint8Array(12);
+  const stampView = new DataView(stamp.buffer);
+  stamp.set(PAGE_MAGIC, 0);
+  stampView.setUint32(8, opts.seed >>> 0, true);
+
+  return {
+    sizeBytes,
+    seed: opts.seed,
+    nonZeroPages,
+    nonZeroCount,
+    fill(buf, byteOffset) {
+      if (byteOffset % PAGE_SIZE !== 0 || buf.length % PAGE_SIZE !== 0) {
+        throw new Error(`fill: offset ${byteOffset} and length ${buf.length} must be multiples of ${PAGE_SIZE}`);
+      }
+      if (byteOffset + buf.length > sizeBytes) throw new Error(`fill: range ends beyond the pattern's ${sizeBytes} bytes`);
+      const first = byteOffset / PAGE_SIZE;
+      for (let i = 0; i < buf.length / PAGE_SIZE; i++) {
+        const p = first + i;
+        const at = i * PAGE_SIZE;
+        if (!nonZeroPages[p]) {
+          buf.fill(0, at, at + PAGE_SIZE);
+          continue;
+        }
+        const offset = (Math.imul(p + 1, 0x9e3779b1) >>> 0) % (NOISE_POOL_BYTES / 4);
+        buf.set(pool.subarray(offset * 4, offset * 4 + PAGE_SIZE), at);
+        stampView.setUint32(4, p, true);
+        buf.set(stamp, at);
+      }
+    },
+  };
+}
+
+function xorshift32(seed: number): () => number {
+  let x = seed >>> 0 || 0x6d2b79f5; // xorshift must not start at 0
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>>= 0);
+  };
+}
+
+/** Creates `path` (it must not exist) with `size` bytes of `pattern` from `patternOffset`; zero chunks stay holes. */
+function writePatternFile(path: string, size: number, pattern: Pattern | null, patternOffset: number): void {
+  const fd = openSync(path, "wx", 0o600);
+  try {
+    ftruncateSync(fd, size);
+    if (!pattern) return;
+    const chunk = new Uint8Array(Math.min(size, 16 * MiB));
+    for (let pos = 0; pos < size; pos += chunk.length) {
+      const view = chunk.subarray(0, Math.min(chunk.length, size - pos));
+      const firstPage = (patternOffset + pos) / PAGE_SIZE;
+      if (!pattern.nonZeroPages.subarray(firstPage, firstPage + view.length / PAGE_SIZE).includes(1)) continue;
+      pattern.fill(view, patternOffset + pos);
+      writeSync(fd, view, 0, view.length, pos);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Guests
+
+export interface GuestOptions {
+  /** Readable part of the unique name; default "guest". */
+  name?: string;
+  ramMiB: number;
+  /** Written into the shm file(s) before QEMU starts; default: all zeros. */
+  pattern?: Pattern | PatternOptions;
+  /** Default "q35". */
+  machine?: string;
+  /** Start with `-incoming defer`, ready for migrateFromFile. */
+  incoming?: boolean;
+  /** Add `-device VGA` (one more RAM block, vga.vram). */
+  vga?: boolean;
+  /** N NUMA nodes with memory backends m0..m(N-1), ramMiB/N each, instead of one backend ram0. */
+  numa?: number;
+  /** Default false: the guest stays paused (-S), so its RAM does not change. */
+  running?: boolean;
+  /** Limit for startup and each QMP reply; default 15 s. */
+  timeoutMs?: number;
+}
+
+export interface Guest {
+  /** Unique per guest, so tests may run in parallel. */
+  readonly name: string;
+  readonly qmp: QmpClient;
+  /** Backend ids in QEMU ("ram0", or "m0".."mN-1"), which are also the RAM block names. */
+  readonly backendIds: string[];
+  /** The shm file behind each backend, same order. */
+  readonly shmPaths: string[];
+  /** Machine type as QEMU names it in the migration stream, e.g. "pc-q35-10.0". */
+  readonly machineType: string;
+  readonly pattern: Pattern | null;
+  readonly pid: number;
+  /** What QEMU wrote to stderr so far. */
+  stderr(): string;
+  /** Quits QEMU (killing it if it does not exit), then deletes its shm files and socket. Idempotent. */
+  stop(): Promise<void>;
+}
+
+// Stop functions of guests not stopped yet, for stopAllGuests.
+const liveGuests = new Map<string, () => Promise<void>>();
+let guestCounter = 0;
+
+// Every file and directory a guest creates starts with this per-process prefix, so the
+// janitor can find what is left when this process dies without cleaning up.
+const SESSION = `ramsnap-qemu-${process.pid}-${Math.random().toString(16).slice(2, 8)}-`;
+let janitor: Subprocess | null = null;
+
+// A failing test that skips stop() is caught by stopAllGuests, but nothing in this process
+// runs if it is killed, and `bun test` does not even fire process.on("exit"). So a small
+// shell waits for EOF on a pipe from us, which comes however we end, and deletes the
+// session's files. QEMU itself is killed by the kernel (setpriv --pdeathsig, below).
+// Started at import: `bun test` kills processes a timed-out test started, janitor included.
+ensureJanitor();
+function ensureJanitor(): void {
+  if (janitor && janitor.exitCode === null && janitor.signalCode === null) return;
+  const script = 'cat >/dev/null; rm -rf -- "$0"* "$1"*';
+  janitor = Bun.spawn(["/bin/sh", "-c", script, `/dev/shm/${SESSION}`, join(tmpdir(), SESSION)], {
+    stdin: "pipe",
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  janitor.unref();
+}
+
+/** Stops every guest not stopped yet; for `afterAll`/`afterEach`. */
+export async function stopAllGuests(): Promise<void> {
+  await Promise.all([...liveGuests.values()].map((stop) => stop()));
+}
+
+export async function startGuest(opts: GuestOptions): Promise<Guest> {
+  const binary = qemuBinary();
+  if (!binary) throw new Error(`${QEMU} not found in PATH`);
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  const nodes = opts.numa ?? 0;
+  if (nodes > 0 && opts.ramMiB % nodes !== 0) throw new Error(`ramMiB ${opts.ramMiB} is not divisible by numa ${nodes}`);
+  const backendBytes = (nodes > 0 ? opts.ramMiB / nodes : opts.ramMiB) * MiB;
+  const backendIds = nodes > 0 ? Array.from({ length: nodes }, (_, i) => `m${i}`) : ["ram0"];
+
+  const ramBytes = opts.ramMiB * MiB;
+  const pattern = opts.pattern === undefined ? null : "fill" in opts.pattern ? opts.pattern : makePattern(ramBytes, opts.pattern);
+  if (pattern && pattern.sizeBytes !== ramBytes) throw new Error(`pattern is ${pattern.sizeBytes} bytes, guest RAM ${ramBytes}`);
+
+  const name = `${SESSION}${++guestCounter}-${opts.name ?? "guest"}`;
+  const dir = mkdtempSync(join(tmpdir(), `${name}-`));
+  const socketPath = join(dir, "qmp.sock");
+  const shmPaths = backendIds.map((id) => `/dev/shm/${name}-${id}`);
+
+  let proc: Subprocess<"ignore", "ignore", "pipe"> | null = null;
+  let qmp: QmpClient | null = null;
+  let stderrText = "";
+  let stopping: Promise<void> | null = null;
+  const stop = () =>
+    (stopping ??= (async () => {
+      if (qmp) {
+        // QEMU may close the socket before its reply arrives, or be wedged: the wait below decides.
+        await qmp.execute("quit", undefined, { timeoutMs: 3000 }).catch(() => {});
+        qmp.close();
+      }
+      if (proc) {
+        const exited = await Promise.race([proc.exited, Bun.sleep(5000).then(() => null)]);
+        if (exited === null) proc.kill("SIGKILL");
+        await proc.exited;
+      }
+      for (const path of shmPaths) rmSync(path, { force: true });
+      rmSync(dir, { recursive: true, force: true });
+      liveGuests.delete(name);
+    })());
+  ensureJanitor();
+  liveGuests.set(name, stop);
+
+  try {
+    // The shm must hold its final size and content before QEMU maps it: shrinking a
+    // mapped file later kills QEMU with SIGBUS.
+    shmPaths.forEach((path, i) => writePatternFile(path, backendBytes, pattern, i * backendBytes));
+
+    const args = [
+      ...["-M", opts.machine ?? "q35", "-accel", "tcg", "-m", `${opts.ramMiB}M`],
+      ...["-nodefaults", "-nographic", "-display", "none"],
+      ...["-qmp", `unix:${socketPath},server=on,wait=off`],
+    ];
+    backendIds.forEach((id, i) => {
+      args.push("-object", `memory-backend-file,id=${id},size=${backendBytes},mem-path=${shmPaths[i]},share=on`);
+      args.push(...(nodes > 0 ? ["-numa", `node,memdev=${id}`] : ["-machine", `memory-backend=${id}`]));
+    });
+    if (!opts.running) args.push("-S");
+    if (opts.incoming) args.push("-incoming", "defer");
+    if (opts.vga) args.push("-device", "VGA");
+
+    // setpriv makes the kernel kill QEMU when this process dies, however it dies. The
+    // signal follows the *thread* that spawned QEMU: start guests from the main thread,
+    // not from a Worker that may end first.
+    const setpriv = Bun.which("setpriv");
+    const command = setpriv ? [setpriv, "--pdeathsig", "KILL", binary, ...args] : [binary, ...args];
+    const started = Bun.spawn(command, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    proc = started;
+    void (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of started.stderr) stderrText += decoder.decode(chunk, { stream: true });
+    })();
+
+    const client = await connectWhenReady(socketPath, started, () => stderrText, timeoutMs);
+    qmp = client;
+    // QOM type "pc-q35-10.0-machine" for "-M q35"; the stream carries the name without the suffix.
+    const type = await client.execute<string>("qom-get", { path: "/machine", property: "type" });
+
+    return {
+      name,
+      qmp: client,
+      backendIds,
+      shmPaths,
+      machineType: type.replace(/-machine$/, ""),
+      pattern,
+      pid: started.pid,
+      stderr: () => stderrText,
+      stop,
+    };
+  } catch (error) {
+    proc?.kill("SIGKILL");
+    await stop();
+    throw error;
+  }
+}
+
+async function connectWhenReady(
+  socketPath: string,
+  proc: Subprocess,
+  stderr: () => string,
+  timeoutMs: number,
+): Promise<QmpClient> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      await Bun.sleep(50); // let the last stderr lines arrive
+      throw new Error(`QEMU exited (${proc.exitCode ?? proc.signalCode}) during startup: ${stderr().trim() || "(no stderr)"}`);
+    }
+    // Bun.file().exists() is false for sockets.
+    if (existsSync(socketPath)) return QmpClient.connect(socketPath, { timeoutMs });
+    if (Date.now() > deadline) throw new Error(`QEMU did not create its QMP socket ${socketPath} within ${timeoutMs} ms`);
+    await Bun.sleep(20);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Migration to and from files
+
+export interface MigrateOptions {
+  /** Must be the same on the saving and the loading side. */
+  mappedRam: boolean;
+  multifd?: boolean;
+  /** multifd-channels; QEMU's default is 2. */
+  channels?: number;
+  directIo?: boolean;
+  zeroPageDetection?: "none" | "legacy" | "multifd";
+  /** Default 120 s. */
+  timeoutMs?: number;
+}
+
+export interface MigrationResult {
+  /** Wall time from the migrate command to the observed end. */
+  ms: number;
+  /** The final query-migrate reply. */
+  info: any;
+}
+
+// QEMU's default max-bandwidth (128 MiB/s) also throttles file: saves.
+const UNLIMITED_BANDWIDTH = 2 ** 40;
+
+async function configureMigration(guest: Guest, opts: MigrateOptions): Promise<void> {
+  await guest.qmp.execute("migrate-set-capabilities", {
+    capabilities: [
+      { capability: "mapped-ram", state: opts.mappedRam },
+      { capability: "multifd", state: opts.multifd ?? false },
+    ],
+  });
+  const params: Record<string, unknown> = { "max-bandwidth": UNLIMITED_BANDWIDTH };
+  if (opts.channels !== undefined) params["multifd-channels"] = opts.channels;
+  if (opts.directIo !== undefined) params["direct-io"] = opts.directIo;
+  if (opts.zeroPageDetection !== undefined) params["zero-page-detection"] = opts.zeroPageDetection;
+  await guest.qmp.execute("migrate-set-parameters", params);
+}
+
+// Polls query-migrate rather than waiting for MIGRATION events: those need the "events"
+// capability, and a buffered event from an earlier migration could pass for this one's end.
+async function runMigration(
+  guest: Guest,
+  what: string,
+  timeoutMs: number,
+  start: () => Promise<unknown>,
+): Promise<MigrationResult> {
+  const stderrBefore = guest.stderr().length;
+  const started = performance.now();
+  await start();
+  for (;;) {
+    const info = await guest.qmp.execute<any>("query-migrate");
+    if (info.status === "completed") return { ms: performance.now() - started, info };
+    if (info.status === "failed" || info.status === "cancelled") {
+      // error-desc is often generic ("load of migration failed: Invalid argument"); the
+      // real reason may be only on stderr ("Capability mapped-ram is off, but ...").
+      const stderr = guest.stderr().slice(stderrBefore).trim();
+      const desc = [info["error-desc"], stderr].filter(Boolean).join(" | ") || "QEMU gave no error text";
+      throw new Error(`${what} ${info.status}: ${desc}`);
+    }
+    if (performance.now() - started > timeoutMs) {
+      throw new Error(`${what} not finished after ${timeoutMs} ms (status ${info.status})`);
+    }
+    await Bun.sleep(10);
+  }
+}
+
+export async function migrateToFile(guest: Guest, uri: string, opts: MigrateOptions): Promise<MigrationResult> {
+  await configureMigration(guest, opts);
+  return runMigration(guest, `save of ${guest.name} to ${uri}`, opts.timeoutMs ?? 120_000, () =>
+    guest.qmp.execute("migrate", { uri }),
+  );
+}
+
+/** Loads into a guest started with `incoming: true`; it stays paused afterwards unless started with `running`. */
+export async function migrateFromFile(guest: Guest, uri: string, opts: MigrateOptions): Promise<MigrationResult> {
+  await configureMigration(guest, opts);
+  // exit-on-error=false: keep QEMU alive after a failed load so the error can be queried.
+  return runMigration(guest, `load of ${uri} into ${guest.name}`, opts.timeoutMs ?? 120_000, () =>
+    guest.qmp.execute("migrate-incoming", { uri, "exit-on-error": false }),
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Inspecting guest RAM
+
+export interface RamBlockInfo {
+  name: string;
+  usedLength: number;
+  maxLength: number;
+}
+
+/** RAM blocks as `info ramblock` lists them (QEMU's RAM-list order). */
+export async function ramBlocks(guest: Guest): Promise<RamBlockInfo[]> {
+  const text = await guest.qmp.hmp("info ramblock");
+  // "  Block Name  PSize  Offset  Used  Total  HVA  RO": PSize is two words ("4 KiB").
+  const row = /^\s*(\S+)\s+\d+\s+\S+\s+0x[0-9a-f]+\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s/i;
+  const blocks: RamBlockInfo[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    const m = row.exec(line);
+    if (m) blocks.push({ name: m[1]!, usedLength: Number(m[2]), maxLength: Number(m[3]) });
+  }
+  if (blocks.length === 0) throw new Error(`cannot parse "info ramblock" output: ${JSON.stringify(text)}`);
+  return blocks;
+}
+
+/** The current bytes of one memory backend (0 = ram0 or m0). */
+export async function shmBytes(guest: Guest, index = 0): Promise<Uint8Array> {
+  const path = guest.shmPaths[index];
+  if (!path) throw new Error(`${guest.name} has no memory backend #${index}`);
+  return Bun.file(path).bytes();
+}
