@@ -29,6 +29,7 @@ const lib = dlopen("libc.so.6", {
   fstatfs: { args: ["i32", "ptr"], returns: "i32" },
   memcmp: { args: ["ptr", "ptr", "u64"], returns: "i32" },
   memset: { args: ["ptr", "i32", "u64"], returns: "ptr" },
+  memcpy: { args: ["ptr", "ptr", "u64"], returns: "ptr" },
   __errno_location: { args: [], returns: "ptr" },
   strerror: { args: ["i32"], returns: "cstring" },
 });
@@ -335,6 +336,10 @@ export function madvise(p: number, length: number, advice: number): void {
 
 export function memcmp(a: number, b: number, n: number): number {
   return c.memcmp(pointer("memcmp", a), pointer("memcmp", b), count("memcmp", "length", n));
+}
+
+export function memcpy(dst: number, src: number, n: number): void {
+  c.memcpy(pointer("memcpy", dst), pointer("memcpy", src), count("memcpy", "length", n));
 }
 
 export function memset(p: number, value: number, n: number): void {

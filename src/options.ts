@@ -58,6 +58,7 @@ const FS_NAMES: Record<number, string> = {
   0x65735546: "fuse",
   0x794c7630: "overlayfs",
   0x958458f6: "hugetlbfs",
+  0x858458f6: "ramfs",
   0x2fc12fc1: "zfs",
   0x5346544e: "ntfs",
   0x4d44: "vfat",

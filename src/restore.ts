@@ -75,6 +75,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   checkChannels(channels, directIo);
   checkOffset(offset);
   if ((o.path === undefined) === (o.fd === undefined)) throw new OptionError("give either an input path or --fd");
+  if (o.directFd !== undefined && o.fd === undefined) throw new OptionError("--direct-fd goes with --fd (two descriptors on one file); with an input path, use --direct-io");
   if (o.fd !== undefined) {
     if (directIo && o.directFd === undefined) throw new OptionError("--direct-io with --fd needs --direct-fd: a second descriptor, opened with O_DIRECT");
     checkDescriptors(o.fd, o.directFd, "read");
@@ -94,12 +95,13 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     }
     const blocks = matchTargets(name, info.blocks, o.blocks);
     const ps = info.pageSize;
-    for (const [i, t] of o.blocks.entries()) regions.push(t.buffer ? bufferRegion(t.name, t.buffer) : mapFileForWrite(t.path!, blocks[i]!.length));
+    // Direct I/O is proven before any target is created or resized.
     const probeAt = blocks[0]!.mapped!.pagesOffset;
     if (directIo) {
       if (o.directFd !== undefined) probeDirect(o.directFd, name, "read", probeAt);
       else directFd = openDirect(o.path!, "read", probeAt);
     }
+    for (const [i, t] of o.blocks.entries()) regions.push(t.buffer ? bufferRegion(t.name, t.buffer) : mapFileForWrite(t.path!, blocks[i]!.length));
     pool = await ChannelPool.start(channels, {
       fd: o.directFd ?? directFd ?? main.fd,
       direct: directIo,

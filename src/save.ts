@@ -1,14 +1,13 @@
 // save: RAM images into one mapped-ram file. The main stream (plain descriptor) writes the head,
 // channels (Workers, O_DIRECT descriptor with direct I/O) write the pages at their fixed slots, and only
 // then does the main stream write bitmaps and the tail that ends in EOF.
-import { existsSync, unlinkSync } from "node:fs";
 import * as libc from "../ffi/libc.ts";
 import { ChannelPool } from "./channels/pool.ts";
 import { CancelledError, OptionError } from "./errors.ts";
 import { DEFAULT_MACHINE_TYPE, DEFAULT_PAGE_SIZE } from "./format/constants.ts";
 import { machineSendsSwitchover, writeMappedRamHead, writeMappedRamTail, type MappedRamPlan } from "./format/mapped-ram-stream.ts";
 import { countSet } from "./format/bitmap.ts";
-import { MainFile } from "./io/main-file.ts";
+import { OutputFile } from "./io/output.ts";
 import { bufferRegion, mapFileForRead, type MemoryRegion } from "./memory/region.ts";
 import { checkBlocks, checkChannels, checkDescriptors, checkOffset, DEFAULT_CHANNELS, DEFAULT_MAX_GAP, openDirect, probeDirect } from "./options.ts";
 import { chunks, gibPerSecond, runJobs, type Progress } from "./transfer.ts";
@@ -63,7 +62,10 @@ export interface SaveResult {
 
 function openSource(b: BlockSource): MemoryRegion {
   if (b.buffer && b.path) throw new OptionError(`block ${b.name}: give a path or a buffer, not both`);
-  if (b.buffer) return bufferRegion(b.name, b.buffer);
+  if (b.buffer) {
+    if (b.buffer.length === 0) throw new OptionError(`block ${b.name} is empty`);
+    return bufferRegion(b.name, b.buffer);
+  }
   if (b.path) return mapFileForRead(b.path);
   throw new OptionError(`block ${b.name}: no source (a path or a buffer)`);
 }
@@ -77,6 +79,7 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
   checkChannels(channels, directIo);
   checkOffset(offset);
   if ((o.path === undefined) === (o.fd === undefined)) throw new OptionError("give either an output path or --fd");
+  if (o.directFd !== undefined && o.fd === undefined) throw new OptionError("--direct-fd goes with --fd (two descriptors on one file); with an output path, use --direct-io");
   if (o.fd !== undefined) {
     if (directIo && o.directFd === undefined) throw new OptionError("--direct-io with --fd needs --direct-fd: a second descriptor, opened with O_DIRECT");
     checkDescriptors(o.fd, o.directFd, "write");
@@ -85,11 +88,10 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
   if (o.signal?.aborted) throw new CancelledError();
 
   const regions: MemoryRegion[] = [];
-  let main: MainFile | undefined;
+  let out: OutputFile | undefined;
   let directFd: number | undefined;
   let pool: ChannelPool | undefined;
   const name = o.path ?? `fd ${o.fd}`;
-  const created = o.path !== undefined && !existsSync(o.path);
   let finished = false;
   try {
     for (const b of o.blocks) regions.push(openSource(b));
@@ -98,9 +100,8 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
     const machineType = o.machineType ?? DEFAULT_MACHINE_TYPE;
     const plan: MappedRamPlan = { machineType, blocks: specs, pageSize, base: offset, ramSectionId: 2, switchoverStart: machineSendsSwitchover(machineType) };
 
-    main = o.path !== undefined ? MainFile.openWrite(o.path) : MainFile.fromFd(o.fd!);
-    // Like QEMU since 9.1: keep what precedes the stream, drop everything after it.
-    libc.ftruncate(main.fd, offset, name);
+    out = OutputFile.open(o, offset);
+    const main = out.main;
     const layout = writeMappedRamHead(main, plan);
     const probeAt = layout.blocks[0]!.pagesOffset;
     if (directIo) {
@@ -155,12 +156,7 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
     for (const r of regions) r.release();
     if (directFd !== undefined) libc.close(directFd, name);
     // A save that did not finish must not leave a file that could pass for one.
-    if (!finished && main && o.path !== undefined) {
-      try {
-        if (created) unlinkSync(o.path);
-        else libc.ftruncate(main.fd, offset, name);
-      } catch {}
-    }
-    main?.close();
+    if (!finished) out?.abandon();
+    out?.close();
   }
 }

@@ -427,7 +427,8 @@ describe("cancel", () => {
     await save({ path: file, blocks: [{ name: "ram0", path: small.path }], channels: 1 });
     expect(inspectFile(file).complete).toBe(true);
     await cancelledSave(file);
-    if (existsSync(file)) expect(() => inspectFile(file)).toThrow(FormatError);
+    expect(existsSync(file)).toBe(true); // not ramsnap's to remove: it is cut back to the offset instead
+    expect(() => inspectFile(file)).toThrow(FormatError);
   });
 
   test("a cancelled save at an offset keeps the prefix and leaves no complete stream after it", async () => {

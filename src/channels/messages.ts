@@ -30,6 +30,11 @@ export interface SaveJob {
   pages: number;
   /** Detect zero pages (off: every page is written and marked present). */
   zeroDetect: boolean;
+  /**
+   * Pages scattered in memory (an mmap'd input file): a Float64Array of one address per page of the chunk,
+   * or -1 for a page that is absent. When set, `src` is unused and pages are gathered into an aligned buffer.
+   */
+  srcPages?: SharedArrayBuffer;
 }
 
 /** Restore one chunk: read the present pages into the target; zero the absent ones if asked. */

@@ -42,13 +42,29 @@ function ranges(n: number, pick: (p: number) => boolean, fn: (first: number, cou
   }
 }
 
+/** Copies scattered pages into the bounce buffer so they can be written as runs; absent ones become zeros. */
+function gather(job: SaveJob, addrs: Float64Array): number {
+  const ps = setup!.pageSize;
+  const b = bounceOf(job.pages * ps);
+  for (let i = 0; i < job.pages; i++) {
+    const a = addrs[i]!;
+    if (a >= 0) libc.memcpy(b.ptr + i * ps, a, ps);
+    else libc.memset(b.ptr + i * ps, 0, ps);
+  }
+  return b.ptr;
+}
+
 function save(job: SaveJob): void {
   const { fd, pageSize: ps, maxGap } = setup!;
   const bitmap = new Uint8Array(job.bitmap);
   const present = new Uint8Array(job.pages);
+  const addrs = job.srcPages ? new Float64Array(job.srcPages) : undefined;
+  const base = addrs ? gather(job, addrs) : job.src;
+  const aligned = addrs ? true : job.srcAligned;
   let count = 0;
   for (let i = 0; i < job.pages; i++) {
-    const nonZero = !job.zeroDetect || libc.memcmp(job.src + i * ps, zeroPage!.ptr, ps) !== 0;
+    if (addrs && addrs[i]! < 0) continue;
+    const nonZero = !job.zeroDetect || libc.memcmp(base + i * ps, zeroPage!.ptr, ps) !== 0;
     if (nonZero) {
       present[i] = 1;
       setBit(bitmap, job.firstPage + i);
@@ -60,8 +76,8 @@ function save(job: SaveJob): void {
   for (const r of runs) {
     const len = r.count * ps;
     const off = job.fileOffset + r.first * ps;
-    const src = job.src + r.first * ps;
-    if (job.srcAligned) {
+    const src = base + r.first * ps;
+    if (aligned) {
       libc.pwriteFull(fd, src, len, off, io());
     } else {
       const b = bounceOf(len);

@@ -58,6 +58,7 @@ export class MemorySink implements ByteSink {
 
 const textDecoder = new TextDecoder("latin1");
 const textEncoder = new TextEncoder();
+const utf8Decoder = new TextDecoder();
 
 export function latin1(bytes: Uint8Array): string {
   return textDecoder.decode(bytes);
@@ -212,7 +213,8 @@ export class StreamReader {
   }
   str8(what: string): string {
     const n = this.u8(`length of ${what}`);
-    return latin1(this.bytes(n, what));
+    // UTF-8, as str8() in ByteBuilder writes it (and as QMP reports block names)
+    return utf8Decoder.decode(this.bytes(n, what));
   }
 }
 

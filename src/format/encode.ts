@@ -103,19 +103,18 @@ export function encodeVmdesc(b: ByteBuilder, json: string): ByteBuilder {
   return b.u8(Tag.VmDescription).be32(bytes.length).bytes(bytes);
 }
 
-/** The configuration description QEMU puts in the trailer, in its compact JSON style. */
+/** The configuration description QEMU puts in the trailer, byte for byte as QEMU 10 writes it. */
 export function describeConfiguration(c: Configuration, pageSize: number): string {
   const caps = VALIDATED_CAPABILITIES.filter((x) => c.capabilities.includes(x));
-  const fields = [`{"name": "len", "type": "uint32", "size": 4}`, `{"name": "name", "type": "buffer", "size": ${new TextEncoder().encode(c.machineType).length}}`];
-  const subs: string[] = [];
-  if (caps.length) {
-    subs.push(
-      `{"vmsd_name": "${SUBSECTION_CAPABILITIES}", "version": 1, "fields": [{"name": "caps_count", "type": "uint32", "size": 4}, ` +
-        `{"name": "capabilities", "array_len": ${caps.length}, "type": "struct", "struct": {"vmsd_name": "capability", "version": 1, ` +
-        `"fields": [{"name": "len", "type": "uint8", "size": 1}, {"name": "name", "type": "buffer", "size": ${caps[0]!.length}}]}, "size": ${caps[0]!.length + 1}}]}`,
-    );
-  }
-  const config = `{"vmsd_name": "configuration", "version": 1, "fields": [${fields.join(", ")}]${subs.length ? `, "subsections": [${subs.join(", ")}]` : ""}}`;
+  const nameBytes = new TextEncoder().encode(c.machineType).length;
+  const fields = `[{"name": "len", "type": "uint32", "size": 4}, {"name": "name", "type": "buffer", "size": ${nameBytes}}]`;
+  // QEMU describes all capability names as one field whose size is their counted strings together.
+  const capBytes = caps.reduce((s, x) => s + 1 + x.length, 0);
+  const subs = caps.length
+    ? `, "subsections": [{"vmsd_name": "${SUBSECTION_CAPABILITIES}", "version": 1, "fields": [{"name": "caps_count", "type": "uint32", "size": 4}, ` +
+      `{"name": "capabilities", "type": "capability", "size": ${capBytes}}]}]`
+    : "";
+  const config = `{"vmsd_name": "configuration", "version": 1, "fields": ${fields}${subs}}`;
   return `{"configuration": ${config}, "page_size": ${pageSize}, "devices": []}`;
 }
 

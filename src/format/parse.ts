@@ -94,6 +94,8 @@ export interface StreamInfo {
 
 export interface ClassicPageEvent {
   block: number;
+  /** Pages in that block. */
+  blockPages: number;
   page: number;
   /** Absolute offset of the page data, or -1 for a zero record. */
   dataOffset: number;
@@ -446,7 +448,7 @@ class StreamParser {
         r.skip(ps, `the data of page ${page} of ${b.name}`);
         this.#pageState[block]![page] = 2;
       }
-      this.options.onClassicPage?.({ block, page, dataOffset, fill });
+      this.options.onClassicPage?.({ block, blockPages: b.pages, page, dataOffset, fill });
     }
   }
 

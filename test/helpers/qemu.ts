@@ -412,6 +412,7 @@ async function runMigration(
     const info = await guest.qmp.execute<any>("query-migrate");
     if (info.status === "completed") return { ms: performance.now() - started, info };
     if (info.status === "failed" || info.status === "cancelled") {
+      await Bun.sleep(50); // let the last stderr lines arrive: QEMU writes "qemu-system-x86_64: " and the message apart
       // error-desc is often generic ("load of migration failed: Invalid argument"); the
       // real reason may be only on stderr ("Capability mapped-ram is off, but ...").
       const stderr = guest.stderr().slice(stderrBefore).trim();
