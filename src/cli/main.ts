@@ -5,6 +5,7 @@ import { inspectCommand } from "./inspect.ts";
 import { restoreCommand } from "./restore.ts";
 import { saveCommand } from "./save.ts";
 import { demoCommand } from "./demo.ts";
+import { convertCommand, diffCommand, extractCommand, verifyCommand } from "./files.ts";
 import { EXAMPLES, runCli } from "./run.ts";
 
 export const rootCommand = defineCommand({
@@ -18,6 +19,10 @@ export const rootCommand = defineCommand({
     save: saveCommand,
     restore: restoreCommand,
     inspect: inspectCommand,
+    verify: verifyCommand,
+    extract: extractCommand,
+    convert: convertCommand,
+    diff: diffCommand,
   },
 });
 
@@ -27,6 +32,8 @@ EXAMPLES.set(
   ramsnap save -o vm.ram --block ram0=/dev/shm/guest-ram --channels 4 --direct-io
   ramsnap restore vm.ram --block ram0=/dev/shm/restored --channels 4 --direct-io
   ramsnap inspect vm.ram
+  ramsnap verify vm.ram --block ram0=/dev/shm/guest-ram
+  ramsnap convert old.sav vm.ram --to mapped-ram
 
 Files are QEMU migration streams: QEMU 9.0+ loads what ramsnap writes (with the mapped-ram capability on),
 and ramsnap reads what QEMU writes, with or without mapped-ram.`,

@@ -96,7 +96,8 @@ export async function runCli(root: AnyCommand, argv: string[]): Promise<number> 
     const bad = unknownFlags((await resolve(cmd.args)) ?? {}, rest);
     if (bad.length) throw new OptionError(`unknown option ${bad.join(", ")}`);
     await runCommand(cmd, { rawArgs: rest });
-    return 0;
+    // A command that ran but found a problem (verify, diff) sets the exit code without throwing.
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (e) {
     const { message, code } = describeError(e);
     const hint = code === 2 ? ` (see '${where}')` : "";

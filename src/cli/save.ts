@@ -7,6 +7,8 @@ import { fdOption, intOption, repeated, sizeOption } from "./args.ts";
 import { abortOnSigint, progressBar } from "./progress.ts";
 import { EXAMPLES } from "./run.ts";
 import { bytes, table } from "./text.ts";
+import { rewrite } from "../rewrite.ts";
+import { renderRewrite } from "./files.ts";
 
 export const channelArgs = {
   channels: { type: "string", description: `Worker channels moving pages in parallel, 1 to ${MAX_CHANNELS}`, default: String(DEFAULT_CHANNELS), valueHint: "n" },
@@ -33,6 +35,7 @@ export const saveCommand = defineCommand({
     output: { type: "string", alias: "o", description: "The file to write (created; bytes before --offset kept)", valueHint: "file" },
     block: { type: "string", description: "A RAM block: its name in QEMU and the file holding it; repeat for more blocks, in order", valueHint: "name=path" },
     machine: { type: "string", description: "Machine type written in the file; QEMU loads only files of its own machine type", default: DEFAULT_MACHINE_TYPE, valueHint: "type" },
+    like: { type: "string", description: "Take configuration, device state and trailer from this QEMU save of the same VM; blocks not given keep its pages", valueHint: "file" },
     ...channelArgs,
   },
   async run({ args, rawArgs }) {
@@ -43,6 +46,25 @@ export const saveCommand = defineCommand({
     const bar = progressBar("save", args.progress ?? undefined);
     const sig = abortOnSigint();
     try {
+      if (args.like !== undefined) {
+        if (fd !== undefined || args["direct-fd"] !== undefined) throw new OptionError("--like writes to -o FILE, not to descriptors");
+        if (rawArgs.some((a) => a === "--machine" || a.startsWith("--machine="))) throw new OptionError("--like takes the machine type from the QEMU file; drop --machine");
+        if (args.output === args.like) throw new OptionError("-o and --like must be different files");
+        const r = await rewrite({
+          input: args.like,
+          output: args.output!,
+          to: "mapped-ram",
+          replace: blocks.map((b) => ({ name: b.name, path: b.path })),
+          channels: intOption("channels", args.channels, DEFAULT_CHANNELS, 0, MAX_CHANNELS),
+          directIo: args["direct-io"] || undefined,
+          offset: sizeOption("offset", args.offset),
+          onProgress: bar.update,
+          signal: sig.signal,
+        });
+        bar.done();
+        process.stdout.write(args.json ? `${JSON.stringify(r, null, 2)}\n` : renderRewrite(r));
+        return;
+      }
       const r = await save({
         path: args.output,
         fd,
@@ -72,11 +94,14 @@ EXAMPLES.set(
   `  ramsnap save -o vm.ram --block ram0=/dev/shm/guest-ram --channels 4 --direct-io
   ramsnap save -o vm.ram --block ram0=/dev/shm/node0 --block ram1=/dev/shm/node1 --machine pc-q35-9.2
   ramsnap save --fd 3 --direct-fd 4 --block ram0=/dev/shm/guest-ram 3>>vm.ram   # fds from a manager
+  ramsnap save --like qemu.sav -o edited.ram --block ram0=edited-ram0.raw   # load an edited RAM image back
 
 QEMU loads the file with the mapped-ram capability on, into a guest of the same machine type whose
 memory backends have the same names and sizes:
   (qemu) migrate_set_capability mapped-ram on
   (qemu) migrate_incoming file:vm.ram
+With --like, the file is the QEMU save with the given blocks' pages replaced: that VM loads it (with
+mapped-ram on), device state and all. Blocks not given keep the QEMU save's pages.
 All-zero pages are not written (their bitmap bits stay clear and the file keeps holes).
 The file is complete only once its bitmaps and EOF are written, after every page: an interrupted save
 leaves no file that QEMU or 'ramsnap inspect' takes for complete.`,

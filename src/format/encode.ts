@@ -103,8 +103,8 @@ export function encodeVmdesc(b: ByteBuilder, json: string): ByteBuilder {
   return b.u8(Tag.VmDescription).be32(bytes.length).bytes(bytes);
 }
 
-/** The configuration description QEMU puts in the trailer, byte for byte as QEMU 10 writes it. */
-export function describeConfiguration(c: Configuration, pageSize: number): string {
+/** The configuration section's description in the trailer, byte for byte as QEMU 10 writes it. */
+export function describeConfigurationObject(c: Configuration): string {
   const caps = VALIDATED_CAPABILITIES.filter((x) => c.capabilities.includes(x));
   const nameBytes = new TextEncoder().encode(c.machineType).length;
   const fields = `[{"name": "len", "type": "uint32", "size": 4}, {"name": "name", "type": "buffer", "size": ${nameBytes}}]`;
@@ -114,8 +114,12 @@ export function describeConfiguration(c: Configuration, pageSize: number): strin
     ? `, "subsections": [{"vmsd_name": "${SUBSECTION_CAPABILITIES}", "version": 1, "fields": [{"name": "caps_count", "type": "uint32", "size": 4}, ` +
       `{"name": "capabilities", "type": "capability", "size": ${capBytes}}]}]`
     : "";
-  const config = `{"vmsd_name": "configuration", "version": 1, "fields": ${fields}${subs}}`;
-  return `{"configuration": ${config}, "page_size": ${pageSize}, "devices": []}`;
+  return `{"vmsd_name": "configuration", "version": 1, "fields": ${fields}${subs}}`;
+}
+
+/** The whole trailer of a stream without device sections (what ramsnap's own saves carry). */
+export function describeConfiguration(c: Configuration, pageSize: number): string {
+  return `{"configuration": ${describeConfigurationObject(c)}, "page_size": ${pageSize}, "devices": []}`;
 }
 
 export const MAPPED_RAM_CAPABILITIES = [CAP_MAPPED_RAM];

@@ -23,9 +23,9 @@ export interface PageMap {
   blocks: BlockPages[];
 }
 
-/** The fill byte of a zero record's location (PAGE_ZERO or PAGE_FILL_BASE - fill). */
+/** The byte every byte of a page not stored as data reads as: 0 when absent, else the zero record's fill. */
 export function fillOf(loc: number): number {
-  return loc === PAGE_ZERO ? 0 : PAGE_FILL_BASE - loc;
+  return loc === PAGE_ABSENT || loc === PAGE_ZERO ? 0 : PAGE_FILL_BASE - loc;
 }
 
 export function readPageMap(source: ByteSource, options: Omit<ParseOptions, "keepBitmaps" | "onClassicPage"> = {}): PageMap {

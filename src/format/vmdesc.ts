@@ -130,3 +130,24 @@ export function scanForFooter(source: ByteSource, id: number, from: number): num
   }
   return -1;
 }
+
+/**
+ * The trailer text with its "configuration" member replaced, everything else left byte for byte (QEMU's
+ * JSON layout included). Returns null when the trailer does not open with that member.
+ */
+export function replaceTrailerConfiguration(json: string, configuration: string): string | null {
+  const head = '{"configuration": ';
+  if (!json.startsWith(head) || json[head.length] !== "{") return null;
+  let depth = 0;
+  let inString = false;
+  for (let i = head.length; i < json.length; i++) {
+    const ch = json[i];
+    if (inString) {
+      if (ch === "\\") i++;
+      else if (ch === '"') inString = false;
+    } else if (ch === '"') inString = true;
+    else if (ch === "{") depth++;
+    else if (ch === "}" && --depth === 0) return head + configuration + json.slice(i + 1);
+  }
+  return null;
+}

@@ -4,9 +4,15 @@
 // `qmp_capabilities` until it has been sent. Each command carries an `id` that QEMU
 // echoes, so several commands may be in flight at once. Events arrive at any time;
 // they are buffered so that a caller can act first and wait for the event after.
+//
+// The connection is made with libc (ffi/socket.ts) and then handed to Bun by descriptor: Bun's sockets
+// cannot pass file descriptors, and `add-fd` needs one attached (SCM_RIGHTS) to the very bytes of the
+// command. Keeping the raw descriptor lets executeWithFd() sendmsg() on it while Bun does all the rest.
 
 import type { Socket } from "bun";
 import { statSync } from "node:fs";
+import { closeSocket, connectUnix, sendWithFds } from "../../ffi/socket.ts";
+import { SysError } from "../../ffi/errors.ts";
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 // A client that never waits for events must not grow without bound.
@@ -29,16 +35,22 @@ export interface QmpEvent {
   timestamp?: { seconds: number; microseconds: number };
 }
 
+/** QEMU refused a command; `desc` is QEMU's own error text, worth showing to the user as it is. */
 export class QmpError extends Error {
   override name = "QmpError";
   constructor(
     /** QEMU's error class, e.g. "GenericError" or "CommandNotFound". */
     readonly klass: string,
     readonly command: string,
-    desc: string,
+    readonly desc: string,
   ) {
     super(`${command}: ${desc}`);
   }
+}
+
+/** The socket is missing, is not QMP, or the connection broke or timed out: nothing QEMU said. */
+export class QmpConnectionError extends Error {
+  override name = "QmpConnectionError";
 }
 
 interface Waiter<T> {
@@ -61,9 +73,11 @@ export class QmpClient {
   readonly timeoutMs: number;
   #greeting: QmpGreeting | null = null;
 
-  // Every byte in or out passes through #socket, #write and #onData; a transport
-  // that passes file descriptors (SCM_RIGHTS) only has to replace these.
+  // Every byte in or out passes through #socket, #write and #onData, except the commands
+  // that carry a descriptor: executeWithFd sends those on #rawFd, the same connection.
   #socket: Socket<undefined> | null = null;
+  #rawFd = -1;
+  #drainWaiters: (() => void)[] = [];
   #outQueue: Uint8Array[] = [];
   #decoder = new TextDecoder();
   #partialLine = "";
@@ -99,18 +113,69 @@ export class QmpClient {
   }
 
   async execute<T = unknown>(command: string, args?: object, opts: { timeoutMs?: number } = {}): Promise<T> {
-    if (this.#closedReason) throw new Error(`QMP ${command}: ${this.#closedReason}`);
+    const { id, line } = this.#command(command, args);
+    const reply = this.#awaitReply(id, command, opts.timeoutMs);
+    this.#write(line);
+    return reply as Promise<T>;
+  }
+
+  /**
+   * Runs a command with a file descriptor attached (SCM_RIGHTS), as `add-fd` and `getfd` want it. QEMU
+   * takes its own copy on receipt; the caller's descriptor stays open and remains the caller's to close.
+   */
+  async executeWithFd<T = unknown>(command: string, args: object | undefined, fd: number, opts: { timeoutMs?: number } = {}): Promise<T> {
+    const { id, line } = this.#command(command, args);
+    // The descriptor must ride on this command's own bytes, so everything queued before it goes first.
+    await this.#whenFlushed();
+    if (this.#closedReason) throw new QmpConnectionError(`QMP ${command}: ${this.#closedReason}`);
+    const reply = this.#awaitReply(id, command, opts.timeoutMs);
+    const bytes = new TextEncoder().encode(line + "\n");
+    const deadline = performance.now() + (opts.timeoutMs ?? this.timeoutMs);
+    for (;;) {
+      let sent: number;
+      try {
+        sent = sendWithFds(this.#rawFd, bytes, [fd]);
+      } catch (error) {
+        this.#fail(`sending ${command} failed: ${error instanceof Error ? error.message : String(error)}`);
+        break;
+      }
+      if (sent > 0) {
+        // The descriptor went with the first byte; the rest of the line is plain data.
+        if (sent < bytes.length) {
+          this.#outQueue.push(bytes.subarray(sent));
+          this.#flush();
+        }
+        break;
+      }
+      if (performance.now() > deadline) {
+        this.#fail(`QEMU did not read ${command} within ${opts.timeoutMs ?? this.timeoutMs} ms`);
+        break;
+      }
+      await Bun.sleep(1); // the socket buffer is full: QEMU has not read what came before
+      if (this.#closedReason) break;
+    }
+    return reply as Promise<T>;
+  }
+
+  #command(command: string, args: object | undefined): { id: string; line: string } {
+    if (this.#closedReason) throw new QmpConnectionError(`QMP ${command}: ${this.#closedReason}`);
     const id = String(this.#nextId++);
-    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
-    const reply = new Promise<unknown>((resolve, reject) => {
+    return { id, line: JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id }) };
+  }
+
+  #awaitReply(id: string, command: string, timeoutMs = this.timeoutMs): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        reject(new Error(`QMP ${command}: no reply from ${this.socketPath} within ${timeoutMs} ms`));
+        reject(new QmpConnectionError(`QMP ${command}: no reply from ${this.socketPath} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.#pending.set(id, { command, resolve, reject, timer });
     });
-    this.#write(JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id }));
-    return reply as Promise<T>;
+  }
+
+  #whenFlushed(): Promise<void> {
+    if (this.#outQueue.length === 0 || this.#closedReason) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
   }
 
   /** Runs a human-monitor command line (e.g. "info ramblock") and returns its text output. */
@@ -129,7 +194,7 @@ export class QmpClient {
   ): Promise<QmpEvent> {
     const index = this.#events.findIndex((e) => e.event === name && (!opts.match || opts.match(e.data)));
     if (index >= 0) return this.#events.splice(index, 1)[0]!;
-    if (this.#closedReason) throw new Error(`QMP waiting for event ${name}: ${this.#closedReason}`);
+    if (this.#closedReason) throw new QmpConnectionError(`QMP waiting for event ${name}: ${this.#closedReason}`);
 
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     return new Promise<QmpEvent>((resolve, reject) => {
@@ -140,7 +205,7 @@ export class QmpClient {
         reject,
         timer: setTimeout(() => {
           this.#eventWaiters.delete(waiter);
-          reject(new Error(`QMP: event ${name} did not arrive on ${this.socketPath} within ${timeoutMs} ms`));
+          reject(new QmpConnectionError(`QMP: event ${name} did not arrive on ${this.socketPath} within ${timeoutMs} ms`));
         }, timeoutMs),
       };
       this.#eventWaiters.add(waiter);
@@ -154,14 +219,20 @@ export class QmpClient {
 
   close(): void {
     this.#fail("connection closed by client");
-    this.#socket?.end();
+    if (this.#socket) this.#socket.end(); // Bun owns the descriptor from Bun.connect on, and closes it
+    else if (this.#rawFd >= 0) closeSocket(this.#rawFd);
     this.#socket = null;
+    this.#rawFd = -1;
   }
 
   async #open(): Promise<void> {
     const greeting = new Promise<QmpGreeting>((resolve, reject) => {
       const timer = setTimeout(
-        () => this.#rejectGreeting(`${this.socketPath} is not a QMP socket (no greeting within ${this.timeoutMs} ms)`),
+        () =>
+          this.#rejectGreeting(
+            `${this.socketPath} sent no QMP greeting within ${this.timeoutMs} ms: it is not a QMP socket, ` +
+              `or another client (libvirt, a test, socat) is connected and QEMU serves one at a time`,
+          ),
         this.timeoutMs,
       );
       this.#greetingWaiter = { resolve, reject, timer };
@@ -170,8 +241,14 @@ export class QmpClient {
     greeting.catch(() => {});
 
     try {
-      this.#socket = await Bun.connect({
-        unix: this.socketPath,
+      this.#rawFd = connectUnix(this.socketPath);
+    } catch (error) {
+      this.#rejectGreeting("connect failed");
+      throw new QmpConnectionError(describeConnectError(this.socketPath, error));
+    }
+    try {
+      this.#socket = await connectFd({
+        fd: this.#rawFd,
         socket: {
           data: (_socket, chunk) => this.#onData(chunk),
           drain: () => this.#flush(),
@@ -181,7 +258,7 @@ export class QmpClient {
       });
     } catch (error) {
       this.#rejectGreeting("connect failed");
-      throw new Error(describeConnectError(this.socketPath, error));
+      throw new QmpConnectionError(`cannot use QMP socket ${this.socketPath}: ${error instanceof Error ? error.message : String(error)}`);
     }
     this.#greeting = await greeting;
   }
@@ -204,6 +281,13 @@ export class QmpClient {
       }
       this.#outQueue.shift();
     }
+    if (this.#outQueue.length === 0) this.#wakeDrainWaiters();
+  }
+
+  #wakeDrainWaiters(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   #onData(chunk: Uint8Array): void {
@@ -272,7 +356,7 @@ export class QmpClient {
     if (!waiter) return;
     this.#greetingWaiter = null;
     clearTimeout(waiter.timer);
-    waiter.reject(new Error(reason));
+    waiter.reject(new QmpConnectionError(reason));
     this.close();
   }
 
@@ -280,26 +364,33 @@ export class QmpClient {
   #fail(reason: string): void {
     this.#closedReason ??= reason;
     this.#outQueue = [];
+    this.#wakeDrainWaiters();
     this.#rejectGreeting(`${this.socketPath} is not a QMP socket (${reason} before any greeting)`);
     for (const [id, pending] of this.#pending) {
       this.#pending.delete(id);
       clearTimeout(pending.timer);
-      pending.reject(new Error(`QMP ${pending.command}: ${this.#closedReason}`));
+      pending.reject(new QmpConnectionError(`QMP ${pending.command}: ${this.#closedReason}`));
     }
     for (const waiter of this.#eventWaiters) {
       this.#eventWaiters.delete(waiter);
       clearTimeout(waiter.timer);
-      waiter.reject(new Error(`QMP waiting for event ${waiter.name}: ${this.#closedReason}`));
+      waiter.reject(new QmpConnectionError(`QMP waiting for event ${waiter.name}: ${this.#closedReason}`));
     }
   }
 }
 
+// Bun.connect accepts an already connected descriptor at run time (FdSocketOptions), but bun-types 1.4.5
+// declares no overload for it.
+const connectFd = Bun.connect as unknown as (options: Bun.FdSocketOptions<undefined>) => Promise<Socket<undefined>>;
+
 function describeConnectError(socketPath: string, error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
+  if (!(error instanceof SysError)) return error instanceof Error ? error.message : String(error);
+  const code = error.code;
   if (code === "ENOENT") return `QMP socket ${socketPath} does not exist`;
   const stat = statSync(socketPath, { throwIfNoEntry: false });
   if (stat && !stat.isSocket()) return `${socketPath} is not a QMP socket (not a unix socket at all)`;
   if (code === "ECONNREFUSED") return `nothing is listening on QMP socket ${socketPath} (has QEMU exited?)`;
   if (code === "EACCES") return `no permission to connect to QMP socket ${socketPath}`;
+  if (code === "ENOTDIR") return `QMP socket ${socketPath} does not exist (a part of the path is not a directory)`;
   return `cannot connect to QMP socket ${socketPath}: ${error instanceof Error ? error.message : String(error)}`;
 }

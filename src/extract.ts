@@ -1,0 +1,138 @@
+// extract: one raw file per RAM block, every page at its offset and absent pages left as holes: plain
+// RAM, what memory-forensics tools read. mapped-ram files go through the channels with direct I/O
+// (it is a restore into fresh files); classic streams hold their pages inline and in order, so they are
+// copied in one pass.
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import * as libc from "../ffi/libc.ts";
+import { CancelledError, OptionError } from "./errors.ts";
+import { fillOf, readPageMap } from "./format/pages.ts";
+import { MainFile } from "./io/main-file.ts";
+import { mapFileForWrite } from "./memory/region.ts";
+import { restore } from "./restore.ts";
+import { gibPerSecond, type Progress } from "./transfer.ts";
+
+export interface ExtractOptions {
+  path: string;
+  offset?: number;
+  /** Folder for the raw files and blocks.json (created if needed). */
+  dir: string;
+  /** Only these blocks (default: all). */
+  blocks?: string[];
+  channels?: number;
+  directIo?: boolean;
+  onProgress?: (p: Progress) => void;
+  signal?: AbortSignal;
+}
+
+export interface ExtractedBlock {
+  name: string;
+  /** File name inside the folder. */
+  file: string;
+  length: number;
+  pages: number;
+  present: number;
+}
+
+export interface ExtractResult {
+  file: string;
+  dir: string;
+  ramFormat: "mapped-ram" | "classic";
+  blocks: ExtractedBlock[];
+  seconds: number;
+  gibPerSecond: number;
+}
+
+/** A file name for a block name: QEMU's names hold slashes ("/rom@etc/acpi/tables", "0000:00:01.0/vga.vram"). */
+export function blockFileName(name: string, taken: Set<string>): string {
+  const base = name.replace(/^\/+/, "").replace(/\//g, "_") || "block";
+  let file = `${base}.raw`;
+  for (let i = 2; taken.has(file); i++) file = `${base}-${i}.raw`;
+  taken.add(file);
+  return file;
+}
+
+export async function extract(o: ExtractOptions): Promise<ExtractResult> {
+  const t0 = performance.now();
+  const input = MainFile.openRead(o.path);
+  let map;
+  try {
+    map = readPageMap(input, { base: o.offset ?? 0 });
+  } catch (e) {
+    input.close();
+    throw e;
+  }
+  const { info } = map;
+  if (info.ramFormat === null) {
+    input.close();
+    throw new OptionError(`${o.path} has no RAM section`);
+  }
+  const wanted = o.blocks?.length ? o.blocks : info.blocks.filter((b) => !b.shared).map((b) => b.name);
+  for (const n of wanted) {
+    if (!info.blocks.some((b) => b.name === n)) {
+      input.close();
+      throw new OptionError(`${o.path} has no RAM block named ${n}; it has ${info.blocks.map((b) => b.name).join(", ")}`);
+    }
+  }
+  mkdirSync(o.dir, { recursive: true });
+  const taken = new Set<string>();
+  const out: ExtractedBlock[] = wanted.map((name) => {
+    const b = info.blocks.find((x) => x.name === name)!;
+    return { name, file: blockFileName(name, taken), length: b.length, pages: b.pages, present: b.present };
+  });
+  // Fresh files: whatever was there goes, so pages the save does not hold stay holes.
+  for (const e of out) rmSync(join(o.dir, e.file), { force: true });
+  try {
+    if (info.ramFormat === "mapped-ram") {
+      input.close();
+      await restore({
+        path: o.path,
+        offset: o.offset,
+        blocks: out.map((e) => ({ name: e.name, path: join(o.dir, e.file) })),
+        channels: o.channels,
+        directIo: o.directIo,
+        onProgress: o.onProgress,
+        signal: o.signal,
+      });
+    } else {
+      copyClassic(input, map, out, o);
+      input.close();
+    }
+  } catch (e) {
+    input.close();
+    for (const x of out) rmSync(join(o.dir, x.file), { force: true });
+    throw e;
+  }
+  writeFileSync(join(o.dir, "blocks.json"), `${JSON.stringify({ source: o.path, ramFormat: info.ramFormat, pageSize: info.pageSize, blocks: out }, null, 2)}\n`);
+  const seconds = (performance.now() - t0) / 1000;
+  return { file: o.path, dir: o.dir, ramFormat: info.ramFormat, blocks: out, seconds, gibPerSecond: gibPerSecond(out.reduce((s, b) => s + b.length, 0), seconds) };
+}
+
+/** Classic pages sit inline in the stream: copy each one's last record from a mapping of the file. */
+function copyClassic(input: MainFile, map: ReturnType<typeof readPageMap>, out: ExtractedBlock[], o: ExtractOptions): void {
+  const t0 = performance.now();
+  const src = libc.mmap(input.size, libc.PROT_READ, libc.MAP_SHARED, input.fd, 0, input.name);
+  const total = out.reduce((s, b) => s + b.length, 0);
+  let done = 0;
+  try {
+    for (const e of out) {
+      const bp = map.blocks.find((b) => b.info.name === e.name)!;
+      const ps = bp.info.length / bp.info.pages;
+      const target = mapFileForWrite(join(o.dir, e.file), e.length);
+      try {
+        for (let p = 0; p < bp.info.pages; p++) {
+          if ((p & 4095) === 0 && o.signal?.aborted) throw new CancelledError();
+          const loc = bp.locate(p);
+          if (loc >= 0) libc.memcpy(target.ptr + p * ps, src + loc, ps);
+          else if (fillOf(loc) !== 0) libc.memset(target.ptr + p * ps, fillOf(loc), ps);
+        }
+      } finally {
+        target.release();
+      }
+      done += e.length;
+      o.onProgress?.({ doneBytes: done, totalBytes: total, ioBytes: done, seconds: (performance.now() - t0) / 1000 });
+    }
+  } finally {
+    libc.munmap(src, input.size);
+  }
+}

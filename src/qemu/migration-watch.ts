@@ -1,0 +1,97 @@
+// Following a migration QEMU runs: poll query-migrate (events would need the "events" capability, and a
+// buffered event from an earlier migration could pass for this one's end), report progress, and on Ctrl-C
+// cancel it and wait until QEMU has really stopped writing.
+import { CancelledError } from "../errors.ts";
+import type { QmpClient } from "./qmp.ts";
+import { QmpError } from "./qmp.ts";
+import { migrationRunning, queryMigrate, type MigrateInfo } from "./guest-state.ts";
+
+export interface MigrationProgress {
+  direction: "save" | "restore";
+  /** QEMU's migration status: "setup", "active", "device", "completed", ... */
+  status: string;
+  seconds: number;
+  /** Outgoing only (an incoming QEMU reports nothing but its status): guest RAM in all, zero pages included. */
+  totalBytes?: number;
+  /** RAM not yet dealt with; totalBytes - remainingBytes is done. */
+  remainingBytes?: number;
+  /** Bytes QEMU has written to the file so far. */
+  transferredBytes?: number;
+  /** QEMU's current write rate. */
+  bytesPerSecond?: number;
+  etaSeconds?: number;
+}
+
+export type Outcome = { kind: "completed"; info: MigrateInfo; seconds: number } | { kind: "failed"; info: MigrateInfo; status: string };
+
+export interface WatchOptions {
+  direction: "save" | "restore";
+  startedAt: number;
+  signal?: AbortSignal;
+  onProgress?: (p: MigrationProgress) => void;
+  /** Between polls; the cost of a poll is one QMP round trip (well under a millisecond). */
+  pollMs?: number;
+}
+
+const DEFAULT_POLL_MS = 20;
+
+/**
+ * Resolves when QEMU reports the migration completed, failed or cancelled. On abort it cancels the
+ * migration first, waits for QEMU to let go of the file, then throws CancelledError.
+ */
+export async function watchMigration(qmp: QmpClient, o: WatchOptions): Promise<Outcome> {
+  for (;;) {
+    if (o.signal?.aborted) {
+      await cancelMigration(qmp);
+      throw new CancelledError();
+    }
+    const info = await queryMigrate(qmp);
+    const seconds = (performance.now() - o.startedAt) / 1000;
+    const status = info.status ?? "none";
+    o.onProgress?.(progressOf(o.direction, status, seconds, info));
+    if (status === "completed") return { kind: "completed", info, seconds };
+    if (status === "failed" || status === "cancelled") return { kind: "failed", info, status };
+    await sleepUnlessAborted(o.pollMs ?? DEFAULT_POLL_MS, o.signal);
+  }
+}
+
+function progressOf(direction: "save" | "restore", status: string, seconds: number, info: MigrateInfo): MigrationProgress {
+  const p: MigrationProgress = { direction, status, seconds };
+  const ram = info.ram;
+  if (!ram) return p;
+  p.totalBytes = ram.total;
+  p.remainingBytes = status === "completed" ? 0 : ram.remaining;
+  p.transferredBytes = ram.transferred;
+  p.bytesPerSecond = (ram.mbps * 1e6) / 8;
+  const done = ram.total - p.remainingBytes;
+  if (done > 0 && seconds > 0) p.etaSeconds = p.remainingBytes / (done / seconds);
+  return p;
+}
+
+/** migrate_cancel, then waits (bounded) until QEMU has left every running status, so its channels are closed. */
+export async function cancelMigration(qmp: QmpClient, timeoutMs = 15_000): Promise<MigrateInfo | null> {
+  try {
+    await qmp.execute("migrate_cancel");
+  } catch (e) {
+    if (!(e instanceof QmpError)) return null; // connection gone: nothing more to do from here
+  }
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const info = await queryMigrate(qmp).catch(() => null);
+    if (!info || !migrationRunning(info) || performance.now() > deadline) return info;
+    await Bun.sleep(10);
+  }
+}
+
+function sleepUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return Bun.sleep(ms);
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
