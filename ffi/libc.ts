@@ -30,6 +30,8 @@ const lib = dlopen("libc.so.6", {
   memcmp: { args: ["ptr", "ptr", "u64"], returns: "i32" },
   memset: { args: ["ptr", "i32", "u64"], returns: "ptr" },
   memcpy: { args: ["ptr", "ptr", "u64"], returns: "ptr" },
+  rename: { args: ["cstring", "cstring"], returns: "i32" },
+  unlink: { args: ["cstring"], returns: "i32" },
   __errno_location: { args: [], returns: "ptr" },
   strerror: { args: ["i32"], returns: "cstring" },
 });
@@ -43,6 +45,7 @@ export const O_CREAT = 0o100;
 export const O_EXCL = 0o200;
 export const O_TRUNC = 0o1000;
 export const O_DIRECT = 0o40000;
+export const O_DIRECTORY = 0o200000;
 export const O_CLOEXEC = 0o2000000;
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
@@ -53,6 +56,9 @@ export const MAP_NORESERVE = 0x4000;
 export const MAP_POPULATE = 0x8000;
 export const MADV_SEQUENTIAL = 2;
 export const MADV_WILLNEED = 3;
+/** Fault pages in ahead of use (Linux 5.14+): one call instead of a fault per page. */
+export const MADV_POPULATE_READ = 22;
+export const MADV_POPULATE_WRITE = 23;
 export const FALLOC_FL_KEEP_SIZE = 1;
 export const FALLOC_FL_PUNCH_HOLE = 2;
 /** Linux caps one preadv/pwritev at this many vectors (1025 gives EINVAL). */
@@ -138,6 +144,29 @@ export function open(path: string, flags: number, mode = 0o644): number {
   const fd = c.open(path, flags | O_CLOEXEC, mode);
   if (fd < 0) fail("open", path);
   return fd;
+}
+
+function pathArg(call: string, path: string): string {
+  if (typeof path !== "string" || path.length === 0 || path.includes("\0")) throw new ArgumentError(call, "bad path");
+  return path;
+}
+
+export function rename(from: string, to: string): void {
+  if (c.rename(pathArg("rename", from), pathArg("rename", to)) !== 0) fail("rename", `${from} -> ${to}`);
+}
+
+export function unlink(path: string): void {
+  if (c.unlink(pathArg("unlink", path)) !== 0) fail("unlink", path);
+}
+
+/** Makes a directory entry change (a rename) durable. */
+export function fsyncDir(dir: string): void {
+  const fd = open(dir, O_RDONLY | O_DIRECTORY);
+  try {
+    fsync(fd, dir);
+  } finally {
+    close(fd, dir);
+  }
 }
 
 export function close(fd: number, path?: string): void {

@@ -106,16 +106,16 @@ export function checkDescriptors(mainFd: number, directFd: number | undefined, a
  * must be a page slot whose content does not matter yet (a block's first page). A file system that
  * refuses O_DIRECT gets a message naming it and the way out.
  */
-export function openDirect(path: string, access: Access, probeOffset: number): number {
+export function openDirect(path: string, access: Access, probeOffset: number, name = path): number {
   let fd: number;
   try {
     fd = libc.open(path, (access === "write" ? libc.O_WRONLY : libc.O_RDONLY) | libc.O_DIRECT);
   } catch (e) {
-    if (e instanceof libc.SysError && e.code === "EINVAL") throw directUnsupported(path, undefined);
+    if (e instanceof libc.SysError && e.code === "EINVAL") throw directUnsupported(name, path, undefined);
     throw e;
   }
   try {
-    probeDirect(fd, path, access, probeOffset);
+    probeDirect(fd, name, access, probeOffset, path);
     return fd;
   } catch (e) {
     libc.close(fd, path);
@@ -123,29 +123,30 @@ export function openDirect(path: string, access: Access, probeOffset: number): n
   }
 }
 
-export function probeDirect(fd: number, path: string, access: Access, probeOffset: number): void {
+/** `name` is what messages call the file; `path` where it is now (a save's temporary file). */
+export function probeDirect(fd: number, name: string, access: Access, probeOffset: number, path = name): void {
   const buf = new libc.AlignedBuffer(4096);
   try {
     if (access === "write") {
       buf.view.fill(0);
-      libc.pwriteFull(fd, buf.ptr, 4096, probeOffset, { path, align: 4096 });
+      libc.pwriteFull(fd, buf.ptr, 4096, probeOffset, { path: name, align: 4096 });
     } else {
-      libc.pread(fd, buf.ptr, 4096, probeOffset, { path, align: 4096 });
+      libc.pread(fd, buf.ptr, 4096, probeOffset, { path: name, align: 4096 });
     }
   } catch (e) {
-    if (e instanceof libc.SysError && e.code === "EINVAL") throw directUnsupported(path, fd);
+    if (e instanceof libc.SysError && e.code === "EINVAL") throw directUnsupported(name, path, fd);
     throw e;
   } finally {
     buf.free();
   }
 }
 
-function directUnsupported(path: string, fd: number | undefined): OptionError {
+function directUnsupported(name: string, path: string, fd: number | undefined): OptionError {
   let fs = "its file system";
   try {
     const probe = fd ?? libc.open(path, libc.O_RDONLY);
     fs = filesystemName(probe, path);
     if (fd === undefined) libc.close(probe, path);
   } catch {}
-  return new OptionError(`${path}: ${fs} does not accept direct I/O (O_DIRECT); run without --direct-io`);
+  return new OptionError(`${name}: ${fs} does not accept direct I/O (O_DIRECT); run without --direct-io`);
 }

@@ -113,12 +113,12 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
       const bitmap = new SharedArrayBuffer(b.bitmap!.length);
       new Uint8Array(bitmap).set(b.bitmap!);
       const r = regions[i]!;
-      return Array.from(chunks({ memory: r.ptr, aligned: r.aligned, fileOffset: b.mapped!.pagesOffset, bitmap, pages: b.pages }, ps), (c) => ({
+      return Array.from(chunks(b.pages, ps, b.mapped!.pagesOffset), (c) => ({
         type: "restore" as const,
-        dst: c.memory,
-        dstAligned: c.aligned,
+        dst: r.ptr + c.byteOffset,
+        dstAligned: r.aligned,
         fileOffset: c.fileOffset,
-        bitmap: c.bitmap,
+        bitmap,
         firstPage: c.firstPage,
         pages: c.pages,
         zeroAbsent: r.mayHoldData,

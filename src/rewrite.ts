@@ -38,10 +38,11 @@ import type { SectionInfo } from "./format/parse.ts";
 import { replaceTrailerConfiguration } from "./format/vmdesc.ts";
 import { MainFile } from "./io/main-file.ts";
 import { OutputFile } from "./io/output.ts";
-import { bufferRegion, mapFileForRead, type MemoryRegion } from "./memory/region.ts";
+import { loadPages } from "./channels/page-source.ts";
+import type { PageSource } from "./channels/messages.ts";
 import { checkChannels, checkOffset, DEFAULT_CHANNELS, DEFAULT_MAX_GAP, openDirect } from "./options.ts";
-import type { BlockSource } from "./save.ts";
-import { chunks, gibPerSecond, runJobs, type Progress } from "./transfer.ts";
+import { openSource, type BlockSource, type SourceBlock } from "./save.ts";
+import { chunks, gibPerSecond, runJobs, type Chunk, type Progress } from "./transfer.ts";
 
 export type RamFormat = "mapped-ram" | "classic";
 
@@ -102,6 +103,42 @@ function extent(s: SectionInfo, footers: boolean): [number, number] {
   return [s.offset, end - s.offset];
 }
 
+/**
+ * Writes a block's non-zero pages as classic records (PAGE, with the block named on the first and
+ * CONTINUE after). Returns how many pages it wrote.
+ */
+function writeClassicPages(w: StreamWriter, name: string, pages: number, ps: number, sourceOf: (c: Chunk) => PageSource, signal?: AbortSignal): number {
+  const zero = new libc.AlignedBuffer(ps);
+  let buffer: libc.AlignedBuffer | undefined;
+  const bounce = (len: number) => (buffer ??= new libc.AlignedBuffer(len));
+  zero.view.fill(0);
+  let first = true;
+  let written = 0;
+  try {
+    for (const c of chunks(pages, ps, 0)) {
+      if (signal?.aborted) throw new CancelledError();
+      const { base, exists } = loadPages(sourceOf(c), c.pages, ps, bounce);
+      for (let k = 0; k < c.pages; k++) {
+        const addr = base + k * ps;
+        if ((exists && !exists(k)) || libc.memcmp(addr, zero.ptr, ps) === 0) continue;
+        const data = libc.viewOf(addr, ps);
+        const word = (c.firstPage + k) * ps + (RAM_FLAG_PAGE | (first ? 0 : RAM_FLAG_CONTINUE));
+        w.write((x) => {
+          x.be64(word);
+          if (first) x.str8(name);
+          x.bytes(data);
+        });
+        first = false;
+        written++;
+      }
+    }
+  } finally {
+    zero.free();
+    buffer?.free();
+  }
+  return written;
+}
+
 export async function rewrite(o: RewriteOptions): Promise<RewriteResult> {
   const t0 = performance.now();
   const channels = o.channels ?? DEFAULT_CHANNELS;
@@ -112,13 +149,10 @@ export async function rewrite(o: RewriteOptions): Promise<RewriteResult> {
   if (o.signal?.aborted) throw new CancelledError();
 
   const input = MainFile.openRead(o.input);
-  const regions = new Map<string, MemoryRegion>();
-  const fillPages = new Map<number, libc.AlignedBuffer>();
-  let inMap: { ptr: number; length: number } | undefined;
+  const sources = new Map<string, SourceBlock>();
   let out: OutputFile | undefined;
   let directFd: number | undefined;
   let pool: ChannelPool | undefined;
-  let finished = false;
   try {
     const map = readPageMap(input, { base: o.inputOffset ?? 0 });
     const { info } = map;
@@ -126,13 +160,11 @@ export async function rewrite(o: RewriteOptions): Promise<RewriteResult> {
     for (const r of o.replace ?? []) {
       const b = info.blocks.find((x) => x.name === r.name);
       if (!b) throw new OptionError(`${o.input} has no RAM block named ${r.name}; it has ${info.blocks.map((x) => x.name).join(", ")}`);
-      if (regions.has(r.name)) throw new OptionError(`block ${r.name} is given twice`);
-      const region = r.buffer ? bufferRegion(r.name, r.buffer) : r.path ? mapFileForRead(r.path) : undefined;
-      if (!region) throw new OptionError(`block ${r.name}: no source (a path or a buffer)`);
-      regions.set(r.name, region);
-      if (region.length !== b.length) throw new OptionError(`block ${r.name} is ${b.length} bytes in ${o.input}, but ${region.name} holds ${region.length}`);
+      if (sources.has(r.name)) throw new OptionError(`block ${r.name} is given twice`);
+      const src = openSource(r);
+      sources.set(r.name, src);
+      if (src.length !== b.length) throw new OptionError(`block ${r.name} is ${b.length} bytes in ${o.input}, but ${r.path ?? "the buffer"} holds ${src.length}`);
     }
-    if (input.size > 0) inMap = { ptr: libc.mmap(input.size, libc.PROT_READ, libc.MAP_SHARED, input.fd, 0, o.input), length: input.size };
     const ps = info.pageSize;
     const ramStart = info.sections.find((s) => s.type === "START" && s.idstr === RAM_IDSTR)!;
     const caps = info.capabilities.filter((c) => c !== CAP_MAPPED_RAM);
@@ -144,21 +176,15 @@ export async function rewrite(o: RewriteOptions): Promise<RewriteResult> {
     };
     if (info.machineType === null) throw new OptionError(`${o.input} has no configuration section (a pre-2.x stream); ramsnap cannot re-lay it`);
 
-    /** Address of page p's bytes for a job, or -1 when the file says nothing (or zero) about it. */
-    const pageAddress = (b: BlockPages, p: number): number => {
-      const loc = b.locate(p);
-      if (loc >= 0) return inMap!.ptr + loc;
-      if (fillOf(loc) === 0) return -1;
-      // An obsolete zero record with a non-zero fill byte: point at a page of that byte.
-      const fill = fillOf(loc);
-      let page = fillPages.get(fill);
-      if (!page) {
-        page = new libc.AlignedBuffer(ps);
-        page.view.fill(fill);
-        fillPages.set(fill, page);
-      }
-      return page.ptr;
+    /** A chunk's pages: from the replacing image, or from wherever the input holds them. */
+    const pageSourceOf = (block: number, c: Chunk): PageSource => {
+      const replaced = sources.get(info.blocks[block]!.name);
+      if (replaced) return replaced.at(c.byteOffset);
+      const offsets = new Float64Array(new SharedArrayBuffer(c.pages * 8));
+      for (let k = 0; k < c.pages; k++) offsets[k] = map.blocks[block]!.locate(c.firstPage + k);
+      return { kind: "pages", fd: input.fd, path: o.input, offsets: offsets.buffer as SharedArrayBuffer };
     };
+    const replacedName = (name: string) => o.replace?.find((r) => r.name === name)?.path ?? (sources.has(name) ? "(buffer)" : o.input);
 
     out = OutputFile.open({ path: o.output }, offset);
     const w = new StreamWriter(out.main, offset);
@@ -182,20 +208,20 @@ export async function rewrite(o: RewriteOptions): Promise<RewriteResult> {
         w.seek(l.pagesOffset + l.length);
       }
       w.flush();
-      if (directIo) directFd = openDirect(o.output, "write", layout.blocks[0]!.pagesOffset);
+      if (directIo) directFd = openDirect(out.writePath!, "write", layout.blocks[0]!.pagesOffset, o.output);
       const bitmaps = layout.blocks.map((l) => new SharedArrayBuffer(l.bitmapSize));
       pool = await ChannelPool.start(channels, { fd: directFd ?? out.main.fd, direct: directIo, path: o.output, pageSize: ps, maxGap: o.maxGap ?? DEFAULT_MAX_GAP });
-      const jobs = layout.blocks.flatMap((l, i) => {
-        const region = regions.get(l.name);
-        const pages = map.blocks[i]!;
-        return Array.from(chunks({ memory: region?.ptr ?? 0, aligned: region?.aligned ?? true, fileOffset: l.pagesOffset, bitmap: bitmaps[i]!, pages: l.pages }, ps), (c) => {
-          const job = { type: "save" as const, src: c.memory, srcAligned: c.aligned, fileOffset: c.fileOffset, bitmap: c.bitmap, firstPage: c.firstPage, pages: c.pages, zeroDetect: true };
-          if (region) return job;
-          const addrs = new Float64Array(new SharedArrayBuffer(c.pages * 8));
-          for (let k = 0; k < c.pages; k++) addrs[k] = pageAddress(pages, c.firstPage + k);
-          return { ...job, src: 0, srcPages: addrs.buffer as SharedArrayBuffer };
-        });
-      });
+      const jobs = layout.blocks.flatMap((l, i) =>
+        Array.from(chunks(l.pages, ps, l.pagesOffset), (c) => ({
+          type: "save" as const,
+          source: pageSourceOf(i, c),
+          fileOffset: c.fileOffset,
+          bitmap: bitmaps[i]!,
+          firstPage: c.firstPage,
+          pages: c.pages,
+          zeroDetect: true,
+        })),
+      );
       const total = info.blocks.reduce((s, b) => s + b.length, 0);
       const stats = await runJobs(pool, jobs, total, o.onProgress, o.signal);
       bytesWritten = stats.ioBytes;
@@ -205,61 +231,20 @@ export async function rewrite(o: RewriteOptions): Promise<RewriteResult> {
         const bm = new Uint8Array(bitmaps[i]!);
         let n = 0;
         for (let p = 0; p < l.pages; p++) n += (bm[p >> 3]! >> (p & 7)) & 1;
-        blocksOut.push({ name: l.name, length: l.length, pagesWritten: n, from: regions.get(l.name)?.name ?? o.input });
+        blocksOut.push({ name: l.name, length: l.length, pagesWritten: n, from: replacedName(l.name) });
       });
       w.seek(layout.end);
     } else {
       for (const b of info.blocks) w.write((x) => x.str8(b.name).be64(b.length));
-      const zero = new libc.AlignedBuffer(ps);
-      zero.view.fill(0);
-      try {
-        let done = 0;
-        const total = info.blocks.reduce((s, b) => s + b.length, 0);
-        info.blocks.forEach((b, i) => {
-          const region = regions.get(b.name);
-          const pages = map.blocks[i]!;
-          let first = true;
-          let written = 0;
-          for (let p = 0; p < b.pages; p++) {
-            if (o.signal?.aborted) throw new CancelledError();
-            let addr: number;
-            if (region) {
-              addr = region.ptr + p * ps;
-              if (libc.memcmp(addr, zero.ptr, ps) === 0) continue;
-            } else {
-              const loc = pages.locate(p);
-              if (loc < 0 && fillOf(loc) === 0) continue;
-              if (loc < 0) {
-                // A non-zero fill stays a zero record with its fill byte, as QEMU wrote it.
-                const flags = RAM_FLAG_ZERO | (first ? 0 : RAM_FLAG_CONTINUE);
-                w.write((x) => {
-                  x.be64(p * ps + flags);
-                  if (first) x.str8(b.name);
-                  x.u8(fillOf(loc));
-                });
-                first = false;
-                continue;
-              }
-              addr = inMap!.ptr + loc;
-            }
-            const flags = RAM_FLAG_PAGE | (first ? 0 : RAM_FLAG_CONTINUE);
-            const data = libc.viewOf(addr, ps);
-            w.write((x) => {
-              x.be64(p * ps + flags);
-              if (first) x.str8(b.name);
-              x.bytes(data);
-            });
-            first = false;
-            written++;
-          }
-          bytesWritten += written * ps;
-          done += b.length;
-          o.onProgress?.({ doneBytes: done, totalBytes: total, ioBytes: bytesWritten, seconds: (performance.now() - t0) / 1000 });
-          blocksOut.push({ name: b.name, length: b.length, pagesWritten: written, from: region?.name ?? o.input });
-        });
-      } finally {
-        zero.free();
-      }
+      const total = info.blocks.reduce((s, b) => s + b.length, 0);
+      let done = 0;
+      info.blocks.forEach((b, i) => {
+        const written = writeClassicPages(w, b.name, b.pages, ps, (c) => pageSourceOf(i, c), o.signal);
+        bytesWritten += written * ps;
+        done += b.length;
+        o.onProgress?.({ doneBytes: done, totalBytes: total, ioBytes: bytesWritten, seconds: (performance.now() - t0) / 1000 });
+        blocksOut.push({ name: b.name, length: b.length, pagesWritten: written, from: replacedName(b.name) });
+      });
     }
 
     // The rest of the stream: end of the RAM START, then everything after it in the input's order.
@@ -280,8 +265,7 @@ export async function rewrite(o: RewriteOptions): Promise<RewriteResult> {
     const trailer = (trailerText && replaceTrailerConfiguration(trailerText, description)) ?? trailerText ?? describeConfiguration(config, ps);
     w.write((b) => encodeVmdesc(b, trailer));
     w.flush();
-    libc.fsync(out.main.fd, o.output);
-    finished = true;
+    out.commit();
     const seconds = (performance.now() - t0) / 1000;
     const total = info.blocks.reduce((s, b) => s + b.length, 0);
     return {
@@ -300,11 +284,9 @@ export async function rewrite(o: RewriteOptions): Promise<RewriteResult> {
     };
   } finally {
     await pool?.close();
-    for (const r of regions.values()) r.release();
-    for (const p of fillPages.values()) p.free();
-    if (inMap) libc.munmap(inMap.ptr, inMap.length);
+    for (const r of sources.values()) r.release();
     if (directFd !== undefined) libc.close(directFd, o.output);
-    if (!finished) out?.abandon();
+    out?.abandon();
     out?.close();
     input.close();
   }

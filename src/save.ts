@@ -8,7 +8,8 @@ import { DEFAULT_MACHINE_TYPE, DEFAULT_PAGE_SIZE } from "./format/constants.ts";
 import { machineSendsSwitchover, writeMappedRamHead, writeMappedRamTail, type MappedRamPlan } from "./format/mapped-ram-stream.ts";
 import { countSet } from "./format/bitmap.ts";
 import { OutputFile } from "./io/output.ts";
-import { bufferRegion, mapFileForRead, type MemoryRegion } from "./memory/region.ts";
+import { bufferRegion, openFileSource } from "./memory/region.ts";
+import type { PageSource } from "./channels/messages.ts";
 import { checkBlocks, checkChannels, checkDescriptors, checkOffset, DEFAULT_CHANNELS, DEFAULT_MAX_GAP, openDirect, probeDirect } from "./options.ts";
 import { chunks, gibPerSecond, runJobs, type Progress } from "./transfer.ts";
 
@@ -60,15 +61,29 @@ export interface SaveResult {
   offset: number;
 }
 
-function openSource(b: BlockSource): MemoryRegion {
+/** A block's pages as channels read them: in place for buffers, by pread for files. */
+export interface SourceBlock {
+  readonly name: string;
+  readonly length: number;
+  /** The page source of the chunk starting `byteOffset` bytes into the block. */
+  at(byteOffset: number): PageSource;
+  release(): void;
+}
+
+export function openSource(b: BlockSource): SourceBlock {
   if (b.buffer && b.path) throw new OptionError(`block ${b.name}: give a path or a buffer, not both`);
   if (b.buffer) {
     if (b.buffer.length === 0) throw new OptionError(`block ${b.name} is empty`);
-    return bufferRegion(b.name, b.buffer);
+    const r = bufferRegion(b.name, b.buffer);
+    return { name: b.name, length: r.length, at: (off) => ({ kind: "memory", addr: r.ptr + off, aligned: r.aligned && off % 4096 === 0 }), release: r.release };
   }
-  if (b.path) return mapFileForRead(b.path);
+  if (b.path) {
+    const f = openFileSource(b.path);
+    return { name: b.name, length: f.length, at: (off) => ({ kind: "file", fd: f.fd, path: b.path!, offset: off }), release: f.release };
+  }
   throw new OptionError(`block ${b.name}: no source (a path or a buffer)`);
 }
+
 
 export async function save(o: SaveOptions): Promise<SaveResult> {
   const t0 = performance.now();
@@ -87,15 +102,14 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
   if (o.directFd !== undefined && o.directIo === false) throw new OptionError("--direct-fd was given, but direct I/O is off");
   if (o.signal?.aborted) throw new CancelledError();
 
-  const regions: MemoryRegion[] = [];
+  const sources: SourceBlock[] = [];
   let out: OutputFile | undefined;
   let directFd: number | undefined;
   let pool: ChannelPool | undefined;
   const name = o.path ?? `fd ${o.fd}`;
-  let finished = false;
   try {
-    for (const b of o.blocks) regions.push(openSource(b));
-    const specs = o.blocks.map((b, i) => ({ name: b.name, length: regions[i]!.length }));
+    for (const b of o.blocks) sources.push(openSource(b));
+    const specs = sources.map((b) => ({ name: b.name, length: b.length }));
     checkBlocks(specs, pageSize);
     const machineType = o.machineType ?? DEFAULT_MACHINE_TYPE;
     const plan: MappedRamPlan = { machineType, blocks: specs, pageSize, base: offset, ramSectionId: 2, switchoverStart: machineSendsSwitchover(machineType) };
@@ -106,7 +120,7 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
     const probeAt = layout.blocks[0]!.pagesOffset;
     if (directIo) {
       if (o.directFd !== undefined) probeDirect(o.directFd, name, "write", probeAt);
-      else directFd = openDirect(o.path!, "write", probeAt);
+      else directFd = openDirect(out.writePath!, "write", probeAt, name);
     }
     const channelFd = o.directFd ?? directFd ?? main.fd;
     const bitmaps = layout.blocks.map((l) => new SharedArrayBuffer(l.bitmapSize));
@@ -114,12 +128,11 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
     const zeroDetect = o.zeroPageDetection ?? true;
     const totalBytes = specs.reduce((s, b) => s + b.length, 0);
     const jobs = layout.blocks.flatMap((l, i) =>
-      Array.from(chunks({ memory: regions[i]!.ptr, aligned: regions[i]!.aligned, fileOffset: l.pagesOffset, bitmap: bitmaps[i]!, pages: l.pages }, pageSize), (c) => ({
+      Array.from(chunks(l.pages, pageSize, l.pagesOffset), (c) => ({
         type: "save" as const,
-        src: c.memory,
-        srcAligned: c.aligned,
+        source: sources[i]!.at(c.byteOffset),
         fileOffset: c.fileOffset,
-        bitmap: c.bitmap,
+        bitmap: bitmaps[i]!,
         firstPage: c.firstPage,
         pages: c.pages,
         zeroDetect,
@@ -130,8 +143,7 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
     // Pages must be on disk before the bitmaps and EOF that make the file complete.
     libc.fsync(channelFd, name);
     writeMappedRamTail(main, plan, layout, maps);
-    libc.fsync(main.fd, name);
-    finished = true;
+    out.commit();
     const seconds = (performance.now() - t0) / 1000;
     const blocks = layout.blocks.map((l, i) => {
       const present = countSet(maps[i]!, l.pages);
@@ -153,10 +165,10 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
     };
   } finally {
     await pool?.close();
-    for (const r of regions) r.release();
+    for (const b of sources) b.release();
     if (directFd !== undefined) libc.close(directFd, name);
     // A save that did not finish must not leave a file that could pass for one.
-    if (!finished) out?.abandon();
+    out?.abandon();
     out?.close();
   }
 }

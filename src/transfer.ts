@@ -19,27 +19,19 @@ export interface TransferStats {
   present: number;
 }
 
-export interface ChunkPlace {
-  /** Address of the block's page 0 in memory. */
-  memory: number;
-  aligned: boolean;
-  /** Absolute file offset of the block's page 0. */
-  fileOffset: number;
-  bitmap: SharedArrayBuffer;
+export interface Chunk {
+  firstPage: number;
   pages: number;
+  /** Offset of the chunk's first page within the block. */
+  byteOffset: number;
+  /** Absolute file offset of the chunk's first page slot. */
+  fileOffset: number;
 }
 
-/** The block cut into jobs of CHUNK_PAGES pages; each starts on a 64-page bound so it owns whole bitmap words. */
-export function* chunks(b: ChunkPlace, pageSize: number): Generator<Omit<SaveJob, "id" | "type" | "src" | "srcAligned" | "zeroDetect"> & { memory: number; aligned: boolean }> {
-  for (let first = 0; first < b.pages; first += CHUNK_PAGES) {
-    yield {
-      memory: b.memory + first * pageSize,
-      aligned: b.aligned,
-      fileOffset: b.fileOffset + first * pageSize,
-      bitmap: b.bitmap,
-      firstPage: first,
-      pages: Math.min(CHUNK_PAGES, b.pages - first),
-    };
+/** A block cut into jobs of CHUNK_PAGES pages; each starts on a 64-page bound so it owns whole bitmap words. */
+export function* chunks(pages: number, pageSize: number, pagesOffset: number): Generator<Chunk> {
+  for (let first = 0; first < pages; first += CHUNK_PAGES) {
+    yield { firstPage: first, pages: Math.min(CHUNK_PAGES, pages - first), byteOffset: first * pageSize, fileOffset: pagesOffset + first * pageSize };
   }
 }
 

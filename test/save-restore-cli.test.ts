@@ -1,4 +1,5 @@
 // The CLI as a user runs it: real processes (`bun src/cli/main.ts ...`), output captured, signals sent.
+import { readdirSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, writeFileSync } from "node:fs";
 import { countPages, MiB, readBytes, requireDirectIo, sameFiles, scratchDir, writeImage } from "./helpers/scratch.ts";
@@ -190,21 +191,31 @@ describe("interrupted saves", () => {
     expectOneLineError(i, "inspect", 1, /truncated|no EOF|ends/);
   }
 
-  test("kill -9 mid-save leaves no file that inspect calls complete", async () => {
+  /** The save's temporary files beside the target (left by a kill -9, which nothing can clean up). */
+  function temporaries(file: string): string[] {
+    const base = file.slice(file.lastIndexOf("/") + 1);
+    return readdirSync(disk.path).filter((n) => n.startsWith(`.${base}.ramsnap-`) && n.endsWith(".tmp")).map((n) => `${disk.path}/${n}`);
+  }
+
+  test("kill -9 mid-save leaves nothing at the target name; its temporary file is not complete", async () => {
     const file = `${disk.path}/killed.ram`;
     const r = await interruptedSave(file, "SIGKILL");
     expect(r.signalCode).toBe("SIGKILL"); // it was killed, it did not finish first
-    expect(existsSync(file)).toBe(true); // created, header written, no EOF yet
-    await expectNotComplete(file);
+    expect(existsSync(file)).toBe(false); // pages go to a temporary file, renamed only when complete
+    const tmps = temporaries(file);
+    expect(tmps).toHaveLength(1);
+    await expectNotComplete(tmps[0]!);
   });
 
-  test("kill -9 of a save over an existing complete file leaves nothing complete either", async () => {
+  test("kill -9 of a save over an existing complete file leaves that file exactly as it was", async () => {
     const file = `${disk.path}/killed-existing.ram`;
     expect((await ramsnap("save", "-o", file, "--block", `ram0=${img}`, "--channels", "1")).code).toBe(0);
     expect((await ramsnap("inspect", file)).code).toBe(0);
+    const before = await Bun.file(file).bytes();
     const r = await interruptedSave(file, "SIGKILL");
     expect(r.signalCode).toBe("SIGKILL");
-    await expectNotComplete(file);
+    expect(Buffer.from(await Bun.file(file).bytes()).equals(Buffer.from(before))).toBe(true);
+    for (const t of temporaries(file)) await expectNotComplete(t);
   });
 
   test("Ctrl-C (SIGINT) mid-save: exit 130, one 'cancelled' line, the file it created is removed", async () => {

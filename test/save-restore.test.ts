@@ -1,5 +1,7 @@
 // save() and restore() through the library API, on real files and real Worker channels: save files on
 // ext4 (/tmp, where O_DIRECT alignment is enforced), RAM images in /dev/shm or in this process.
+import { readdirSync } from "node:fs";
+import { dirname } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import * as libc from "../ffi/libc.ts";
@@ -422,24 +424,36 @@ describe("cancel", () => {
     expect(existsSync(file)).toBe(false);
   });
 
-  test("a cancelled save over an existing complete file leaves nothing inspect calls complete", async () => {
+  test("a cancelled save over an existing complete file leaves that file as it was, and no temporary file", async () => {
     const file = onDisk("cancel-existing.ram");
     await save({ path: file, blocks: [{ name: "ram0", path: small.path }], channels: 1 });
     expect(inspectFile(file).complete).toBe(true);
+    const before = await readBytes(file);
     await cancelledSave(file);
-    expect(existsSync(file)).toBe(true); // not ramsnap's to remove: it is cut back to the offset instead
-    expect(() => inspectFile(file)).toThrow(FormatError);
+    expect(firstDifference(await readBytes(file), before)).toBeNull(); // written beside it, renamed only when complete
+    expect(readdirSync(dirname(file)).filter((n) => n.startsWith(".cancel-existing.ram.ramsnap-"))).toEqual([]);
   });
 
-  test("a cancelled save at an offset keeps the prefix and leaves no complete stream after it", async () => {
+  test("a cancelled save at an offset leaves the file (prefix and previous stream) as it was", async () => {
     const file = onDisk("cancel-offset.ram");
     const prefix = new Uint8Array(8192).fill(0x58);
     writeFileSync(file, prefix);
     await save({ path: file, blocks: [{ name: "ram0", path: small.path }], channels: 1, offset: prefix.length });
     expect(inspectFile(file, { offset: prefix.length }).complete).toBe(true);
+    const before = await readBytes(file);
     await cancelledSave(file, prefix.length);
-    expect(firstDifference((await readBytes(file)).subarray(0, prefix.length), prefix)).toBeNull();
-    expect(() => inspectFile(file, { offset: prefix.length })).toThrow(FormatError);
+    expect(firstDifference(await readBytes(file), before)).toBeNull();
+  });
+
+  test("a save at an offset over an existing file carries its prefix into the new file", async () => {
+    const file = onDisk("offset-prefix-carried.ram");
+    const prefix = new Uint8Array(4096 + 123).map((_, i) => (i * 7) & 0xff);
+    writeFileSync(file, prefix);
+    await save({ path: file, blocks: [{ name: "ram0", path: small.path }], channels: 1, offset: 8192 });
+    const bytes = await readBytes(file);
+    expect(firstDifference(bytes.subarray(0, prefix.length), prefix)).toBeNull();
+    expect(bytes.subarray(prefix.length, 8192).every((x) => x === 0)).toBe(true);
+    expect(inspectFile(file, { offset: 8192 }).complete).toBe(true);
   });
 
   test("an already aborted signal: nothing is created", async () => {

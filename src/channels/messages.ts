@@ -14,14 +14,27 @@ export interface ChannelSetup {
   maxGap: number;
 }
 
+/**
+ * Where a save job's pages come from. Files are read with pread into an aligned buffer rather than
+ * mapped: a mapped file that shrinks under us raises SIGBUS and kills the process, a read just comes
+ * up short and becomes an error message.
+ */
+export type PageSource =
+  /** An in-process buffer, used in place (through a bounce buffer when not page-aligned). */
+  | { kind: "memory"; addr: number; aligned: boolean }
+  /** A file holding the chunk's pages back to back from `offset`. */
+  | { kind: "file"; fd: number; path: string; offset: number }
+  /**
+   * Pages scattered in a file (a save file being re-laid): a Float64Array with, per page of the chunk, the
+   * file offset of its bytes, or a pages.ts code for a page not stored as data (absent, or a fill byte).
+   */
+  | { kind: "pages"; fd: number; path: string; offsets: SharedArrayBuffer };
+
 /** Save one chunk of a block: find zero pages, set bitmap bits, write the rest at their slots. */
 export interface SaveJob {
   type: "save";
   id: number;
-  /** Address of the chunk's first page in the source. */
-  src: number;
-  /** The source address is page-aligned (otherwise pages go through an aligned bounce buffer). */
-  srcAligned: boolean;
+  source: PageSource;
   /** Absolute file offset of the chunk's first page. */
   fileOffset: number;
   /** The block's bitmap, shared; the chunk owns whole bytes of it (chunks start on 64-page bounds). */
@@ -30,11 +43,6 @@ export interface SaveJob {
   pages: number;
   /** Detect zero pages (off: every page is written and marked present). */
   zeroDetect: boolean;
-  /**
-   * Pages scattered in memory (an mmap'd input file): a Float64Array of one address per page of the chunk,
-   * or -1 for a page that is absent. When set, `src` is unused and pages are gathered into an aligned buffer.
-   */
-  srcPages?: SharedArrayBuffer;
 }
 
 /** Restore one chunk: read the present pages into the target; zero the absent ones if asked. */

@@ -3,6 +3,7 @@
 // descriptors and addresses come from the main thread.
 import * as libc from "../../ffi/libc.ts";
 import { setBit, testBit } from "../format/bitmap.ts";
+import { loadPages } from "./page-source.ts";
 import type { ChannelSetup, FromChannel, RestoreJob, SaveJob, ToChannel } from "./messages.ts";
 import { planRuns, type Run } from "./plan.ts";
 
@@ -29,6 +30,20 @@ function bounceOf(size: number): libc.AlignedBuffer {
   return bounce;
 }
 
+let populateWorks = true;
+/**
+ * Faults a chunk's pages in with one call. A first touch of shared-memory pages costs ~10 µs a page in
+ * a VM, page by page (2.6 s per GiB measured), against ~0.4 s per GiB when populated in bulk.
+ */
+function populate(addr: number, length: number, advice: number): void {
+  if (!populateWorks || addr % 4096 !== 0) return;
+  try {
+    libc.madvise(addr, length, advice);
+  } catch {
+    populateWorks = false; // kernels before 5.14 do not know the advice; pages then fault one by one
+  }
+}
+
 /** Calls fn(first, count) for each maximal range of pages in [0, n) for which pick(page) holds. */
 function ranges(n: number, pick: (p: number) => boolean, fn: (first: number, count: number) => void): void {
   for (let p = 0; p < n; ) {
@@ -42,28 +57,15 @@ function ranges(n: number, pick: (p: number) => boolean, fn: (first: number, cou
   }
 }
 
-/** Copies scattered pages into the bounce buffer so they can be written as runs; absent ones become zeros. */
-function gather(job: SaveJob, addrs: Float64Array): number {
-  const ps = setup!.pageSize;
-  const b = bounceOf(job.pages * ps);
-  for (let i = 0; i < job.pages; i++) {
-    const a = addrs[i]!;
-    if (a >= 0) libc.memcpy(b.ptr + i * ps, a, ps);
-    else libc.memset(b.ptr + i * ps, 0, ps);
-  }
-  return b.ptr;
-}
-
 function save(job: SaveJob): void {
   const { fd, pageSize: ps, maxGap } = setup!;
   const bitmap = new Uint8Array(job.bitmap);
   const present = new Uint8Array(job.pages);
-  const addrs = job.srcPages ? new Float64Array(job.srcPages) : undefined;
-  const base = addrs ? gather(job, addrs) : job.src;
-  const aligned = addrs ? true : job.srcAligned;
+  if (job.source.kind === "memory" && job.zeroDetect) populate(job.source.addr, job.pages * ps, libc.MADV_POPULATE_READ);
+  const { base, aligned, exists } = loadPages(job.source, job.pages, ps, bounceOf);
   let count = 0;
   for (let i = 0; i < job.pages; i++) {
-    if (addrs && addrs[i]! < 0) continue;
+    if (exists && !exists(i)) continue;
     const nonZero = !job.zeroDetect || libc.memcmp(base + i * ps, zeroPage!.ptr, ps) !== 0;
     if (nonZero) {
       present[i] = 1;
@@ -80,6 +82,7 @@ function save(job: SaveJob): void {
     if (aligned) {
       libc.pwriteFull(fd, src, len, off, io());
     } else {
+      // Only memory sources are unaligned, and they never use the bounce buffer for loading.
       const b = bounceOf(len);
       b.view.set(libc.viewOf(src, len));
       libc.pwriteFull(fd, b.ptr, len, off, io());
@@ -94,6 +97,7 @@ function restore(job: RestoreJob): void {
   const bitmap = new Uint8Array(job.bitmap);
   const isSet = (i: number) => testBit(bitmap, job.firstPage + i);
   const runs: Run[] = planRuns(isSet, 0, job.pages, maxGap, job.pages);
+  if (job.dstAligned && (runs.length || job.zeroAbsent)) populate(job.dst, job.pages * ps, libc.MADV_POPULATE_WRITE);
   const covered = new Uint8Array(job.pages);
   let ioBytes = 0;
   let present = 0;

@@ -5,6 +5,7 @@ import { inspectCommand } from "./inspect.ts";
 import { restoreCommand } from "./restore.ts";
 import { saveCommand } from "./save.ts";
 import { demoCommand } from "./demo.ts";
+import { qemuCommand } from "./qemu.ts";
 import { convertCommand, diffCommand, extractCommand, verifyCommand } from "./files.ts";
 import { EXAMPLES, runCli } from "./run.ts";
 
@@ -23,6 +24,7 @@ export const rootCommand = defineCommand({
     extract: extractCommand,
     convert: convertCommand,
     diff: diffCommand,
+    qemu: qemuCommand,
   },
 });
 
@@ -32,6 +34,7 @@ EXAMPLES.set(
   ramsnap save -o vm.ram --block ram0=/dev/shm/guest-ram --channels 4 --direct-io
   ramsnap restore vm.ram --block ram0=/dev/shm/restored --channels 4 --direct-io
   ramsnap inspect vm.ram
+  ramsnap qemu save --qmp /run/vm1.qmp vm1.ram --channels 4 --direct-io   drive a running QEMU
   ramsnap verify vm.ram --block ram0=/dev/shm/guest-ram
   ramsnap convert old.sav vm.ram --to mapped-ram
 

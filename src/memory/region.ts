@@ -37,6 +37,23 @@ export function mapFileForRead(path: string): MemoryRegion {
 }
 
 /**
+ * A file to read pages from by pread (see channels/messages.ts PageSource for why not a mapping).
+ * The descriptor is shared with the channels.
+ */
+export function openFileSource(path: string): { fd: number; length: number; release: () => void } {
+  const fd = libc.open(path, libc.O_RDONLY);
+  try {
+    const st = libc.fstatx(fd, path);
+    regularOrDevice(path, st.mode);
+    if (st.size === 0) throw new OptionError(`${path} is empty`);
+    return { fd, length: st.size, release: once(() => libc.close(fd, path)) };
+  } catch (e) {
+    libc.close(fd, path);
+    throw e;
+  }
+}
+
+/**
  * Maps a file for writing, creating it or setting its size to `length` first. A file that is new or
  * was empty reads as zeros, so absent pages need no writing.
  */
