@@ -79,6 +79,30 @@ export function setFaultHook(hook: FaultHook | undefined): void {
   faultHook = hook;
 }
 
+const ERRNO_BY_NAME: Record<string, number> = { EIO: 5, ENOSPC: 28, EINVAL: 22, EFAULT: 14, ENOMEM: 12, EDQUOT: 122 };
+
+/**
+ * RAMSNAP_TEST_FAULTS="pwrite=EIO@3,pread=EIO@2" makes, in every thread, the 3rd pwrite and the 2nd pread
+ * fail with that errno: the way tests inject disk faults into the channels (each Worker loads this module
+ * and counts its own calls). Never set outside tests.
+ */
+export function faultsFromEnv(spec: string | undefined): FaultHook | undefined {
+  if (!spec) return undefined;
+  const rules = spec.split(",").flatMap((r) => {
+    const m = /^(\w+)=(E[A-Z]+)@(\d+)$/.exec(r.trim());
+    return m && ERRNO_BY_NAME[m[2]!] ? [{ call: m[1]!, errno: ERRNO_BY_NAME[m[2]!]!, at: Number(m[3]) }] : [];
+  });
+  const counts = new Map<string, number>();
+  return (call) => {
+    const rule = rules.find((r) => r.call === call);
+    if (!rule) return undefined;
+    const n = (counts.get(call) ?? 0) + 1;
+    counts.set(call, n);
+    return n === rule.at ? rule.errno : undefined;
+  };
+}
+faultHook = faultsFromEnv(process.env.RAMSNAP_TEST_FAULTS);
+
 function errno(): number {
   const loc = c.__errno_location();
   return loc ? read.i32(loc, 0) : 0;

@@ -1,6 +1,7 @@
 // restore: a mapped-ram file back into RAM images. The main stream (plain descriptor) reads the whole
 // stream first, block list and bitmaps included, so a truncated or corrupt file is refused before any
 // target is touched; then the channels read the present pages straight into the mapped targets.
+import { existsSync, rmSync } from "node:fs";
 import * as libc from "../ffi/libc.ts";
 import { ChannelPool } from "./channels/pool.ts";
 import { CancelledError, OptionError } from "./errors.ts";
@@ -86,6 +87,9 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   const name = o.path ?? `fd ${o.fd}`;
   const main = o.path !== undefined ? MainFile.openRead(o.path) : MainFile.fromFd(o.fd!, name);
   const regions: MemoryRegion[] = [];
+  /** Target files this restore created: a failed restore removes them rather than leave half an image. */
+  const created: string[] = [];
+  let finished = false;
   let directFd: number | undefined;
   let pool: ChannelPool | undefined;
   try {
@@ -101,7 +105,10 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
       if (o.directFd !== undefined) probeDirect(o.directFd, name, "read", probeAt);
       else directFd = openDirect(o.path!, "read", probeAt);
     }
-    for (const [i, t] of o.blocks.entries()) regions.push(t.buffer ? bufferRegion(t.name, t.buffer) : mapFileForWrite(t.path!, blocks[i]!.length));
+    for (const [i, t] of o.blocks.entries()) {
+      if (t.path && !existsSync(t.path)) created.push(t.path);
+      regions.push(t.buffer ? bufferRegion(t.name, t.buffer) : mapFileForWrite(t.path!, blocks[i]!.length));
+    }
     pool = await ChannelPool.start(channels, {
       fd: o.directFd ?? directFd ?? main.fd,
       direct: directIo,
@@ -126,6 +133,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     });
     const totalBytes = blocks.reduce((s, b) => s + b.length, 0);
     const stats = await runJobs(pool, jobs, totalBytes, o.onProgress, o.signal);
+    finished = true;
     const seconds = (performance.now() - t0) / 1000;
     return {
       file: name,
@@ -144,5 +152,6 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     for (const r of regions) r.release();
     if (directFd !== undefined) libc.close(directFd, name);
     main.close();
+    if (!finished) for (const p of created) rmSync(p, { force: true });
   }
 }

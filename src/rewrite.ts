@@ -3,6 +3,7 @@
 // written anew; every device section, command and the trailer are copied byte for byte and in order;
 // the configuration gains or loses the mapped-ram capability (and the trailer's description of it follows).
 // What cannot be carried over correctly is refused by name before anything is written.
+import { fstatSync, statSync } from "node:fs";
 import * as libc from "../ffi/libc.ts";
 import { ChannelPool } from "./channels/pool.ts";
 import { CancelledError, OptionError } from "./errors.ts";
@@ -154,6 +155,10 @@ export async function rewrite(o: RewriteOptions): Promise<RewriteResult> {
   let directFd: number | undefined;
   let pool: ChannelPool | undefined;
   try {
+    // INPUT and OUTPUT must be different files however spelled ("./x", a hard link): the output would take the input's place.
+    const inStat = fstatSync(input.fd);
+    const outStat = statSync(o.output, { throwIfNoEntry: false });
+    if (outStat && outStat.dev === inStat.dev && outStat.ino === inStat.ino) throw new OptionError(`${o.output} is the same file as ${o.input}; write the re-laid file elsewhere`);
     const map = readPageMap(input, { base: o.inputOffset ?? 0 });
     const { info } = map;
     checkCarriable(map, o.input);

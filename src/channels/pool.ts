@@ -29,6 +29,8 @@ type JobInput = Job extends infer J ? (J extends Job ? Omit<J, "id"> : never) : 
 
 export class ChannelPool {
   #workers: Worker[] = [];
+  /** Workers whose thread has ended; they will never send "close" again. */
+  #exited = new Set<Worker>();
   #closed = false;
 
   private constructor() {}
@@ -40,6 +42,7 @@ export class ChannelPool {
         Array.from({ length: count }, (_, channel) => {
           const w = new Worker(WORKER_URL);
           pool.#workers.push(w);
+          w.addEventListener("close", () => pool.#exited.add(w));
           return new Promise<void>((resolve, reject) => {
             w.onmessage = (ev: MessageEvent<FromChannel>) => (ev.data.type === "ready" ? resolve() : reject(new ChannelError(`channel ${channel} did not start`)));
             w.onerror = (ev) => reject(new ChannelError(`channel ${channel} failed to start: ${ev.message}`));
@@ -70,9 +73,11 @@ export class ChannelPool {
     let failure: Error | undefined;
     let exhausted = false;
     return new Promise<void>((resolve, reject) => {
+      const exits: [Worker, (ev: Event) => void][] = [];
       const settle = () => {
         if (outstandingTotal() > 0) return;
         for (const w of this.#workers) w.onmessage = w.onerror = null;
+        for (const [w, onExit] of exits) w.removeEventListener("close", onExit);
         signal?.removeEventListener("abort", onAbort);
         if (failure) reject(failure);
         else if (exhausted) resolve();
@@ -111,6 +116,13 @@ export class ChannelPool {
           held[channel] = 0;
           fail(new ChannelError(`channel ${channel} crashed: ${ev.message}`));
         };
+        // A Worker that exits (killed, or process.exit in native code's wake) takes its jobs with it.
+        const onExit = (ev: Event) => {
+          held[channel] = 0;
+          fail(new ChannelError(`channel ${channel} stopped unexpectedly (exit code ${(ev as CloseEvent).code ?? "?"}) with jobs in hand`));
+        };
+        w.addEventListener("close", onExit);
+        exits.push([w, onExit]);
         for (let i = 0; i < IN_FLIGHT; i++) feed(w, channel);
       });
       settle();
@@ -125,7 +137,11 @@ export class ChannelPool {
       this.#workers.map(
         (w) =>
           new Promise<void>((resolve) => {
-            const timer = setTimeout(() => w.terminate(), CLOSE_TIMEOUT_MS);
+            if (this.#exited.has(w)) return resolve();
+            const timer = setTimeout(() => {
+              w.terminate();
+              resolve();
+            }, CLOSE_TIMEOUT_MS);
             w.addEventListener("close", () => {
               clearTimeout(timer);
               resolve();

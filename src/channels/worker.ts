@@ -97,7 +97,9 @@ function restore(job: RestoreJob): void {
   const bitmap = new Uint8Array(job.bitmap);
   const isSet = (i: number) => testBit(bitmap, job.firstPage + i);
   const runs: Run[] = planRuns(isSet, 0, job.pages, maxGap, job.pages);
-  if (job.dstAligned && (runs.length || job.zeroAbsent)) populate(job.dst, job.pages * ps, libc.MADV_POPULATE_WRITE);
+  // Fault in only what gets written: a page the file lacks must stay a hole in a fresh target (extract's sparse files).
+  if (job.dstAligned && job.zeroAbsent) populate(job.dst, job.pages * ps, libc.MADV_POPULATE_WRITE);
+  else if (job.dstAligned) for (const r of runs) populate(job.dst + r.first * ps, r.count * ps, libc.MADV_POPULATE_WRITE);
   const covered = new Uint8Array(job.pages);
   let ioBytes = 0;
   let present = 0;
@@ -122,8 +124,13 @@ function restore(job: RestoreJob): void {
   post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present });
 }
 
+// Tests only: RAMSNAP_TEST_FAULTS="channel-exit@N" makes a channel exit abruptly on its N-th job.
+const exitAt = Number(/channel-exit@(\d+)/.exec(process.env.RAMSNAP_TEST_FAULTS ?? "")?.[1] ?? 0);
+let jobsSeen = 0;
+
 self.onmessage = (ev: MessageEvent<ToChannel>) => {
   const m = ev.data;
+  if ((m.type === "save" || m.type === "restore") && ++jobsSeen === exitAt) process.exit(9);
   if (m.type === "setup") {
     setup = m;
     zeroPage = new libc.AlignedBuffer(m.pageSize, DIRECT_ALIGN);

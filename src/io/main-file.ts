@@ -21,8 +21,9 @@ export class MainFile implements ByteSource, ByteSink {
     return new MainFile(path, libc.open(path, libc.O_RDONLY), true);
   }
 
-  static openWrite(path: string, flags = libc.O_CREAT): MainFile {
-    return new MainFile(path, libc.open(path, libc.O_WRONLY | flags, 0o600), true);
+  /** `name` is what messages call the file (a save's target, while it is written under a temporary name). */
+  static openWrite(path: string, flags = libc.O_CREAT, name = path): MainFile {
+    return new MainFile(name, libc.open(path, libc.O_WRONLY | flags, 0o600), true);
   }
 
   /** Wraps a descriptor a caller opened; it stays open after close(). */

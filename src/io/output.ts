@@ -29,7 +29,7 @@ export class OutputFile {
     }
     const path = target.path;
     const tmp = join(dirname(path), `.${basename(path)}.ramsnap-${process.pid}-${Math.random().toString(36).slice(2, 8)}.tmp`);
-    const main = MainFile.openWrite(tmp, libc.O_CREAT | libc.O_EXCL);
+    const main = MainFile.openWrite(tmp, libc.O_CREAT | libc.O_EXCL, path);
     const out = new OutputFile(main, path, tmp, path, offset);
     try {
       if (offset > 0 && existsSync(path)) out.#copyPrefix(path);
