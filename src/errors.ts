@@ -13,3 +13,8 @@ export class CancelledError extends Error {
     super(message);
   }
 }
+
+/** The data does not match its integrity manifest (FILE.sums). */
+export class IntegrityError extends Error {
+  override name = "IntegrityError";
+}

@@ -91,6 +91,7 @@ export async function extract(o: ExtractOptions): Promise<ExtractResult> {
         blocks: out.map((e) => ({ name: e.name, path: join(o.dir, e.file) })),
         channels: o.channels,
         directIo: o.directIo,
+        keepHoles: true,
         onProgress: o.onProgress,
         signal: o.signal,
       });

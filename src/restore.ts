@@ -4,12 +4,13 @@
 import { existsSync, rmSync } from "node:fs";
 import * as libc from "../ffi/libc.ts";
 import { ChannelPool } from "./channels/pool.ts";
-import { CancelledError, OptionError } from "./errors.ts";
+import { CancelledError, IntegrityError, OptionError } from "./errors.ts";
 import { parseStream, type RamBlockInfo } from "./format/parse.ts";
 import { MainFile } from "./io/main-file.ts";
 import { bufferRegion, mapFileForWrite, type MemoryRegion } from "./memory/region.ts";
 import { checkChannels, checkDescriptors, checkOffset, DEFAULT_CHANNELS, DEFAULT_MAX_GAP, openDirect, probeDirect } from "./options.ts";
-import { chunks, gibPerSecond, runJobs, type Progress } from "./transfer.ts";
+import { chunks, gibPerSecond, runJobs, type ExtentHashes, type Progress } from "./transfer.ts";
+import { checkMainStream, compareExtents, findManifest, manifestPath, readManifest, type Manifest } from "./manifest.ts";
 
 export interface BlockTarget {
   /** The RAM block's name in the file. */
@@ -31,6 +32,10 @@ export interface RestoreOptions {
   directIo?: boolean;
   offset?: number;
   maxGap?: number;
+  /** Leave pages the file does not hold as holes in fresh target files (slower: see the worker). */
+  keepHoles?: boolean;
+  /** Check the restored bytes (and the file's main stream) against FILE.sums; fail naming the first bad extent. */
+  verify?: boolean;
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
 }
@@ -47,6 +52,8 @@ export interface RestoreResult {
   gibPerSecond: number;
   channels: number;
   directIo: boolean;
+  /** With verify: the manifest every restored block matched. */
+  verifiedWith?: string;
 }
 
 function matchTargets(file: string, blocks: RamBlockInfo[], targets: BlockTarget[]): RamBlockInfo[] {
@@ -98,6 +105,17 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
       throw new OptionError(`${name} is ${info.ramFormat === null ? "a stream without RAM" : "a classic (not mapped-ram) stream"}; restore reads mapped-ram files`);
     }
     const blocks = matchTargets(name, info.blocks, o.blocks);
+    let manifest: { path: string; m: Manifest } | undefined;
+    if (o.verify) {
+      if (o.path === undefined) throw new OptionError("--verify needs the file's path (its manifest FILE.sums lies beside it)");
+      const path = findManifest(o.path);
+      if (!path) throw new OptionError(`--verify: ${manifestPath(o.path)} does not exist (save with --manifest to write one)`);
+      const m = readManifest(path);
+      // The main stream first: a bad block list or bitmap would make every page check meaningless.
+      const check = checkMainStream(m, main, info);
+      if (!check) throw new IntegrityError(`${name}: the main stream (header, block list, bitmaps, device state) does not match ${path}`);
+      manifest = { path, m };
+    }
     const ps = info.pageSize;
     // Direct I/O is proven before any target is created or resized.
     const probeAt = blocks[0]!.mapped!.pagesOffset;
@@ -129,10 +147,24 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
         firstPage: c.firstPage,
         pages: c.pages,
         zeroAbsent: r.mayHoldData,
+        keepHoles: !r.mayHoldData && o.keepHoles,
+        hashExtents: o.verify,
+        block: i,
       }));
     });
     const totalBytes = blocks.reduce((s, b) => s + b.length, 0);
-    const stats = await runJobs(pool, jobs, totalBytes, o.onProgress, o.signal);
+    const hashes: ExtentHashes = new Map();
+    const stats = await runJobs(pool, jobs, totalBytes, o.onProgress, o.signal, hashes);
+    if (manifest) {
+      blocks.forEach((b, i) => {
+        const bad = compareExtents(manifest!.m, b.name, hashes.get(i) ?? []);
+        if (bad) {
+          throw new IntegrityError(
+            `${name}: block ${b.name}, extent ${bad.extent} (bytes 0x${bad.offset.toString(16)}-0x${(bad.offset + bad.length - 1).toString(16)}) does not match ${manifest!.path}`,
+          );
+        }
+      });
+    }
     finished = true;
     const seconds = (performance.now() - t0) / 1000;
     return {
@@ -146,6 +178,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
       gibPerSecond: gibPerSecond(totalBytes, seconds),
       channels,
       directIo,
+      ...(manifest ? { verifiedWith: manifest.path } : {}),
     };
   } finally {
     await pool?.close();

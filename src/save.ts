@@ -11,7 +11,21 @@ import { OutputFile } from "./io/output.ts";
 import { bufferRegion, openFileSource } from "./memory/region.ts";
 import type { PageSource } from "./channels/messages.ts";
 import { checkBlocks, checkChannels, checkDescriptors, checkOffset, DEFAULT_CHANNELS, DEFAULT_MAX_GAP, openDirect, probeDirect } from "./options.ts";
-import { chunks, gibPerSecond, runJobs, type Progress } from "./transfer.ts";
+import { chunks, gibPerSecond, runJobs, type ExtentHashes, type Progress } from "./transfer.ts";
+import { manifestPath, writeManifest } from "./manifest.ts";
+import { parseStream } from "./format/parse.ts";
+import { MainFile } from "./io/main-file.ts";
+
+/** Writes FILE.sums for a finished file, reading back its main stream (which also re-checks the file). */
+export function writeManifestFor(path: string, offset: number, extents: [string, string[]][]): string {
+  const f = MainFile.openRead(path);
+  try {
+    writeManifest(path, f, parseStream(f, { base: offset }), new Map(extents));
+    return manifestPath(path);
+  } finally {
+    f.close();
+  }
+}
 
 export interface BlockSource {
   /** The RAM block's name as QEMU knows it (the memory backend's id, e.g. "ram0", or "pc.ram"). */
@@ -41,6 +55,8 @@ export interface SaveOptions {
   zeroPageDetection?: boolean;
   /** Gaps of at most this many absent pages are written along with their neighbours (default 32). */
   maxGap?: number;
+  /** Also write FILE.sums: a hash of each 1 MiB of every block and of the main stream (see manifest.ts). */
+  manifest?: boolean;
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
 }
@@ -49,6 +65,8 @@ export interface SaveResult {
   file: string;
   blocks: { name: string; length: number; present: number; zero: number }[];
   totalBytes: number;
+  /** The manifest written beside the file, if asked for. */
+  manifest?: string;
   /** Page bytes written (present pages plus bridged gaps). */
   writtenBytes: number;
   ioCalls: number;
@@ -100,6 +118,7 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
     checkDescriptors(o.fd, o.directFd, "write");
   }
   if (o.directFd !== undefined && o.directIo === false) throw new OptionError("--direct-fd was given, but direct I/O is off");
+  if (o.manifest && o.path === undefined) throw new OptionError("--manifest needs an output path (FILE.sums is written beside FILE)");
   if (o.signal?.aborted) throw new CancelledError();
 
   const sources: SourceBlock[] = [];
@@ -136,14 +155,18 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
         firstPage: c.firstPage,
         pages: c.pages,
         zeroDetect,
+        hashExtents: o.manifest,
+        block: i,
       })),
     );
-    const stats = await runJobs(pool, jobs, totalBytes, o.onProgress, o.signal);
+    const hashes: ExtentHashes = new Map();
+    const stats = await runJobs(pool, jobs, totalBytes, o.onProgress, o.signal, hashes);
     const maps = bitmaps.map((b) => new Uint8Array(b));
     // Pages must be on disk before the bitmaps and EOF that make the file complete.
     libc.fsync(channelFd, name);
     writeMappedRamTail(main, plan, layout, maps);
     out.commit();
+    const manifest = o.manifest ? writeManifestFor(o.path!, offset, layout.blocks.map((l, i) => [l.name, hashes.get(i) ?? []])) : undefined;
     const seconds = (performance.now() - t0) / 1000;
     const blocks = layout.blocks.map((l, i) => {
       const present = countSet(maps[i]!, l.pages);
@@ -152,6 +175,7 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
     return {
       file: name,
       blocks,
+      ...(manifest ? { manifest } : {}),
       totalBytes,
       writtenBytes: stats.ioBytes,
       ioCalls: stats.ioCalls,

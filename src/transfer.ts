@@ -3,6 +3,7 @@
 import type { ChannelPool } from "./channels/pool.ts";
 import type { RestoreJob, SaveJob } from "./channels/messages.ts";
 import { CHUNK_PAGES } from "./options.ts";
+import { EXTENT_BYTES } from "./manifest.ts";
 
 export interface Progress {
   /** Page bytes handled so far (present or not) and in all. */
@@ -35,19 +36,31 @@ export function* chunks(pages: number, pageSize: number, pagesOffset: number): G
   }
 }
 
-export async function runJobs(
+/** Extent hashes the channels computed, per block index, in extent order. */
+export type ExtentHashes = Map<number, string[]>;
+
+type AnyJob = Omit<SaveJob, "id"> | Omit<RestoreJob, "id">;
+
+export async function runJobs<J extends AnyJob>(
   pool: ChannelPool,
-  jobs: Iterable<Omit<SaveJob, "id"> | Omit<RestoreJob, "id">>,
+  jobs: Iterable<J & { block?: number }>,
   totalBytes: number,
   onProgress: ((p: Progress) => void) | undefined,
   signal: AbortSignal | undefined,
+  hashes?: ExtentHashes,
 ): Promise<TransferStats> {
   const t0 = performance.now();
   const stats: TransferStats = { ioBytes: 0, ioCalls: 0, present: 0 };
   let doneBytes = 0;
   await pool.run(
     jobs,
-    (d) => {
+    (d, job) => {
+      if (d.hashes && hashes && job.block !== undefined) {
+        const list = hashes.get(job.block) ?? [];
+        const first = (job.firstPage * (d.bytes / job.pages)) / EXTENT_BYTES;
+        d.hashes.forEach((h, k) => (list[first + k] = h));
+        hashes.set(job.block, list);
+      }
       doneBytes += d.bytes;
       stats.ioBytes += d.ioBytes;
       stats.ioCalls += d.ioCalls;

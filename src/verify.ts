@@ -9,12 +9,15 @@ import { MainFile } from "./io/main-file.ts";
 import { bufferRegion, mapFileForRead, type MemoryRegion } from "./memory/region.ts";
 import type { BlockSource } from "./save.ts";
 import type { Progress } from "./transfer.ts";
+import { checkFile, findManifest, readManifest, type ManifestCheck } from "./manifest.ts";
 
 export interface VerifyOptions {
   path: string;
   offset?: number;
   /** RAM images to compare with; blocks not named are checked for structure only. */
   blocks?: BlockSource[];
+  /** The manifest to check against (default: FILE.sums when it exists). */
+  manifest?: string;
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
 }
@@ -46,6 +49,8 @@ export interface VerifyReport {
   blocks: BlockVerdict[];
   /** Structural oddities that do not stop a load but deserve a look. */
   warnings: string[];
+  /** The manifest check, when the file has one. */
+  manifest?: ManifestCheck;
 }
 
 /** Pages read per call when comparing runs of present pages. */
@@ -91,9 +96,12 @@ export function verify(o: VerifyOptions): VerifyReport {
       o.onProgress?.({ doneBytes: done, totalBytes: total, ioBytes: done, seconds: (performance.now() - t0) / 1000 });
       return v;
     });
+    const sums = o.manifest ?? findManifest(o.path);
+    const manifest = sums ? checkFile(o.path, readManifest(sums), file, info, map.blocks) : undefined;
     return {
       file: o.path,
-      ok: blocks.every((b) => b.differing === 0),
+      ok: blocks.every((b) => b.differing === 0) && (manifest?.ok ?? true),
+      ...(manifest ? { manifest } : {}),
       ramFormat: info.ramFormat,
       sections: info.sections.length,
       devices: full.length,

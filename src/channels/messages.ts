@@ -43,6 +43,8 @@ export interface SaveJob {
   pages: number;
   /** Detect zero pages (off: every page is written and marked present). */
   zeroDetect: boolean;
+  /** Hash each 1 MiB extent of the chunk for the manifest (chunks start on extent bounds). */
+  hashExtents?: boolean;
 }
 
 /** Restore one chunk: read the present pages into the target; zero the absent ones if asked. */
@@ -57,6 +59,10 @@ export interface RestoreJob {
   pages: number;
   /** The target may hold old data: absent pages must be written as zeros. */
   zeroAbsent: boolean;
+  /** The target is fresh and must stay sparse: never touch a page the file does not hold. */
+  keepHoles?: boolean;
+  /** Hash each 1 MiB extent of the restored chunk, to check against the manifest. */
+  hashExtents?: boolean;
 }
 
 export type Job = SaveJob | RestoreJob;
@@ -71,6 +77,8 @@ export interface JobDone {
   ioBytes: number;
   ioCalls: number;
   present: number;
+  /** With hashExtents: the xxh3 of each extent of the chunk, in order. */
+  hashes?: string[];
 }
 
 export interface JobFailed {

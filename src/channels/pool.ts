@@ -65,7 +65,8 @@ export class ChannelPool {
    * Runs every job; resolves when all are done, rejects on the first failure or on abort (after the
    * jobs already handed out have finished, so no Worker is left touching memory the caller frees).
    */
-  run(jobs: Iterable<JobInput>, onDone: (d: JobDone) => void, signal?: AbortSignal): Promise<void> {
+  run<J extends JobInput>(jobs: Iterable<J>, onDone: (d: JobDone, job: J) => void, signal?: AbortSignal): Promise<void> {
+    const inHand = new Map<number, J>();
     const iter = jobs[Symbol.iterator]();
     let nextId = 0;
     const held = this.#workers.map(() => 0); // jobs each Worker has in hand
@@ -90,7 +91,9 @@ export class ChannelPool {
           return;
         }
         held[channel]!++;
-        w.postMessage({ ...n.value, id: nextId++ } as ToChannel);
+        const id = nextId++;
+        inHand.set(id, n.value);
+        w.postMessage({ ...n.value, id } as ToChannel);
       };
       const fail = (e: Error) => {
         failure ??= e;
@@ -106,7 +109,9 @@ export class ChannelPool {
           held[channel]!--;
           if (m.type === "failed") fail(new ChannelError(m.message, m.code));
           else {
-            if (!failure) onDone(m);
+            const job = inHand.get(m.id)!;
+            inHand.delete(m.id);
+            if (!failure) onDone(m, job);
             feed(w, channel);
             settle();
           }

@@ -4,6 +4,7 @@
 import * as libc from "../../ffi/libc.ts";
 import { setBit, testBit } from "../format/bitmap.ts";
 import { loadPages } from "./page-source.ts";
+import { hashExtents } from "../manifest.ts";
 import type { ChannelSetup, FromChannel, RestoreJob, SaveJob, ToChannel } from "./messages.ts";
 import { planRuns, type Run } from "./plan.ts";
 
@@ -89,7 +90,8 @@ function save(job: SaveJob): void {
     }
     ioBytes += len;
   }
-  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present: count });
+  const hashes = job.hashExtents ? hashExtents(base, job.pages * ps) : undefined;
+  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present: count, hashes });
 }
 
 function restore(job: RestoreJob): void {
@@ -97,9 +99,8 @@ function restore(job: RestoreJob): void {
   const bitmap = new Uint8Array(job.bitmap);
   const isSet = (i: number) => testBit(bitmap, job.firstPage + i);
   const runs: Run[] = planRuns(isSet, 0, job.pages, maxGap, job.pages);
-  // Fault in only what gets written: a page the file lacks must stay a hole in a fresh target (extract's sparse files).
-  if (job.dstAligned && job.zeroAbsent) populate(job.dst, job.pages * ps, libc.MADV_POPULATE_WRITE);
-  else if (job.dstAligned) for (const r of runs) populate(job.dst + r.first * ps, r.count * ps, libc.MADV_POPULATE_WRITE);
+  // Fault the target in with one call, unless pages the file lacks must stay holes (extract).
+  if (job.dstAligned && !job.keepHoles) populate(job.dst, job.pages * ps, libc.MADV_POPULATE_WRITE);
   const covered = new Uint8Array(job.pages);
   let ioBytes = 0;
   let present = 0;
@@ -107,21 +108,29 @@ function restore(job: RestoreJob): void {
     const len = r.count * ps;
     const off = job.fileOffset + r.first * ps;
     const dst = job.dst + r.first * ps;
-    if (job.dstAligned) {
+    let bridged = false;
+    for (let i = 0; i < r.count && !bridged; i++) bridged = !isSet(r.first + i);
+    if (job.dstAligned && (!bridged || !job.keepHoles)) {
+      // Straight into the target. A bridged slot's bytes are not the page (they may be stale data from
+      // a live save), so those pages are zeroed after.
+      if (job.keepHoles) populate(dst, len, libc.MADV_POPULATE_WRITE);
       libc.preadFull(fd, dst, len, off, io());
+      ranges(r.count, (i) => !isSet(r.first + i), (first, count) => libc.memset(dst + first * ps, 0, count * ps));
     } else {
+      // Through the bounce buffer, copying only the pages the file holds: a page the file lacks stays a
+      // hole (extract's sparse files), and an unaligned target cannot take O_DIRECT.
       const b = bounceOf(len);
       libc.preadFull(fd, b.ptr, len, off, io());
-      libc.viewOf(dst, len).set(b.view.subarray(0, len));
+      ranges(r.count, (i) => isSet(r.first + i), (first, count) => libc.memcpy(dst + first * ps, b.ptr + first * ps, count * ps));
+      if (job.zeroAbsent) ranges(r.count, (i) => !isSet(r.first + i), (first, count) => libc.memset(dst + first * ps, 0, count * ps));
     }
     ioBytes += len;
     covered.fill(1, r.first, r.first + r.count);
-    // A bridged slot's bytes are not the page (they may be stale data from a live save): zero them.
-    ranges(r.count, (i) => !isSet(r.first + i), (first, count) => libc.memset(dst + first * ps, 0, count * ps));
   }
   for (let i = 0; i < job.pages; i++) if (isSet(i)) present++;
   if (job.zeroAbsent) ranges(job.pages, (i) => covered[i] === 0, (first, count) => libc.memset(job.dst + first * ps, 0, count * ps));
-  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present });
+  const hashes = job.hashExtents ? hashExtents(job.dst, job.pages * ps) : undefined;
+  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present, hashes });
 }
 
 // Tests only: RAMSNAP_TEST_FAULTS="channel-exit@N" makes a channel exit abruptly on its N-th job.

@@ -7,7 +7,6 @@ import { QemuDriveError } from "../qemu/errors.ts";
 import { MAX_QEMU_CHANNELS } from "../qemu/migration-settings.ts";
 import { QmpConnectionError, QmpError } from "../qemu/qmp.ts";
 import { intOption } from "./args.ts";
-import { abortOnSigint } from "./progress.ts";
 import { describeError, EXAMPLES } from "./run.ts";
 import { bytes } from "./text.ts";
 
@@ -85,11 +84,54 @@ function channels(args: CommonArgs): number {
   return intOption("channels", args.channels, DEFAULT_QEMU_CHANNELS, 1, MAX_QEMU_CHANNELS);
 }
 
-async function driven<T>(args: CommonArgs, run: (signal: AbortSignal, onProgress: (p: MigrationProgress) => void) => Promise<T>): Promise<T> {
+interface Interrupts {
+  /** First Ctrl-C: stop at the next safe point. */
+  stop: AbortSignal;
+  /** Second Ctrl-C: migrate_cancel at once. */
+  cancelNow: AbortSignal;
+}
+
+/**
+ * Ctrl-C (or SIGTERM) in three steps. QEMU 10.0 can crash when a mapped-ram migration is cancelled (see
+ * src/qemu/migration-watch.ts), so the first one lets a running migration finish and then throws its file
+ * away; the second cancels at once, at that risk; the third exits without cleaning up.
+ */
+function interrupts(): { signals: Interrupts; dispose: () => void } {
+  const stop = new AbortController();
+  const cancelNow = new AbortController();
+  let count = 0;
+  const handler = () => {
+    count++;
+    if (count === 1) {
+      stop.abort();
+      writeSync(
+        2,
+        "\rstopping: a running QEMU migration cannot be cancelled safely (QEMU 10.0 may crash), so ramsnap lets it finish, " +
+          "then removes a saved file; Ctrl-C again cancels at once, at that risk\x1b[K\n",
+      );
+    } else if (count === 2) {
+      cancelNow.abort();
+      writeSync(2, "\rcancelling now (migrate_cancel)\x1b[K\n");
+    } else {
+      process.exit(130);
+    }
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  return {
+    signals: { stop: stop.signal, cancelNow: cancelNow.signal },
+    dispose: () => {
+      process.off("SIGINT", handler);
+      process.off("SIGTERM", handler);
+    },
+  };
+}
+
+async function driven<T>(args: CommonArgs, run: (signals: Interrupts, onProgress: (p: MigrationProgress) => void) => Promise<T>): Promise<T> {
   const bar = progressLine(args.progress ?? process.stderr.isTTY === true);
-  const sig = abortOnSigint();
+  const sig = interrupts();
   try {
-    return await run(sig.signal, bar.update);
+    return await run(sig.signals, bar.update);
   } finally {
     bar.done();
     sig.dispose();
@@ -133,7 +175,7 @@ export const qemuSaveCommand = defineCommand({
   run: ({ args }) =>
     reporting("save", async () => {
       const { socket, file } = required(args);
-      const r = await driven(args, (signal, onProgress) =>
+      const r = await driven(args, (signals, onProgress) =>
         qemuSave({
           qmp: socket,
           path: file,
@@ -141,7 +183,8 @@ export const qemuSaveCommand = defineCommand({
           directIo: args["direct-io"] === true,
           keepRunning: args["keep-running"] === true,
           verify: args.verify === true,
-          signal,
+          signal: signals.stop,
+          cancelNow: signals.cancelNow,
           onProgress,
         }),
       );
@@ -155,8 +198,16 @@ export const qemuRestoreCommand = defineCommand({
   run: ({ args }) =>
     reporting("restore", async () => {
       const { socket, file } = required(args);
-      const r = await driven(args, (signal, onProgress) =>
-        qemuRestore({ qmp: socket, path: file, channels: channels(args), directIo: args["direct-io"] === true, signal, onProgress }),
+      const r = await driven(args, (signals, onProgress) =>
+        qemuRestore({
+          qmp: socket,
+          path: file,
+          channels: channels(args),
+          directIo: args["direct-io"] === true,
+          signal: signals.stop,
+          cancelNow: signals.cancelNow,
+          onProgress,
+        }),
       );
       process.stdout.write(args.json ? `${JSON.stringify(r, null, 2)}\n` : renderQemuRestore(r));
     }),
@@ -177,7 +228,9 @@ connected to. ramsnap pauses the guest, opens the file itself and hands QEMU two
 (plain for the stream, O_DIRECT for the channels), migrates to file:/dev/fdset/N with mapped-ram and
 multifd, then removes the fdset and puts QEMU's migration settings back. The guest stays paused
 unless --keep-running is given: resume it later with the QMP command cont.
-Ctrl-C cancels the migration and removes the unfinished file; a failed save removes it too.`,
+Ctrl-C stops the save and removes the file. QEMU 10.0 can crash when a mapped-ram migration is
+cancelled midway, so a save QEMU is already writing finishes first (ramsnap says so); a second Ctrl-C
+cancels at once, at that risk. A failed save removes its file too.`,
 );
 
 EXAMPLES.set(

@@ -4,7 +4,7 @@ import { renderUsage, runCommand, type ArgsDef, type CommandDef } from "citty";
 import { CLIError } from "./citty-error.ts";
 import { ArgumentError, ShortIoError, SysError } from "../../ffi/libc.ts";
 import { FormatError } from "../format/errors.ts";
-import { CancelledError, OptionError } from "../errors.ts";
+import { CancelledError, IntegrityError, OptionError } from "../errors.ts";
 import { ChannelError } from "../channels/pool.ts";
 
 // biome-ignore lint: citty's generic command type
@@ -71,7 +71,7 @@ export async function usage(cmd: AnyCommand, parent?: AnyCommand): Promise<strin
 export function describeError(e: unknown): { message: string; code: number } {
   if (e instanceof OptionError || e instanceof CLIError) return { message: stripAnsi(e.message), code: 2 };
   if (e instanceof CancelledError) return { message: e.message, code: 130 };
-  if (e instanceof FormatError || e instanceof ChannelError || e instanceof SysError || e instanceof ShortIoError || e instanceof ArgumentError) return { message: e.message, code: 1 };
+  if (e instanceof FormatError || e instanceof IntegrityError || e instanceof ChannelError || e instanceof SysError || e instanceof ShortIoError || e instanceof ArgumentError) return { message: e.message, code: 1 };
   if (e instanceof Error) return { message: `${e.message} (internal error: please report it with the command you ran)`, code: 1 };
   return { message: String(e), code: 1 };
 }

@@ -10,7 +10,7 @@ import { passFileToQemu, removeQuietly, type MigrationFdset } from "./fdset.ts";
 import { MigrationFailedError, QemuFileMismatchError, QemuStateError, VerifyError } from "./errors.ts";
 import { migrationRunning, queryMachineType, queryMigrate, queryRamBlocks, queryRunState, type RamBlock } from "./guest-state.ts";
 import { applyMigrationSettings, MAX_QEMU_CHANNELS, type AppliedSettings } from "./migration-settings.ts";
-import { cancelMigration, watchMigration, type MigrationProgress, type Outcome } from "./migration-watch.ts";
+import { settleMigration, watchMigration, type MigrationProgress, type Outcome } from "./migration-watch.ts";
 import { QmpClient, QmpError } from "./qmp.ts";
 import { atLeast, checkQemuVersion, EXIT_ON_ERROR_SINCE, versionText } from "./version.ts";
 
@@ -27,7 +27,13 @@ interface CommonOptions {
   channels?: number;
   /** Channels write/read with O_DIRECT through a second descriptor (QEMU 9.1+). */
   directIo?: boolean;
+  /**
+   * Stop: before QEMU starts, at once; once it runs, when it has finished (QEMU 10.0 cannot cancel a
+   * mapped-ram migration safely, see migration-watch.ts). Then the file is removed and CancelledError thrown.
+   */
   signal?: AbortSignal;
+  /** Send migrate_cancel at once, accepting that QEMU 10.0.2 may crash (and the guest with it). */
+  cancelNow?: AbortSignal;
   onProgress?: (p: MigrationProgress) => void;
   /** How long to wait for QMP replies and the greeting; default 10 s. */
   qmpTimeoutMs?: number;
@@ -113,12 +119,13 @@ export async function qemuSave(o: QemuSaveOptions): Promise<QemuSaveResult> {
       const startedAt = performance.now();
       migrateSent = true; // from here QEMU truncates the file: a failure must not leave what is left of it
       await quoted("migrate", () => qmp.execute("migrate", { uri: passed.fdset.uri }));
-      const watched = await watchMigration(qmp, { direction: "save", startedAt, signal: o.signal, onProgress: o.onProgress });
+      const watched = await watchMigration(qmp, { direction: "save", startedAt, signal: o.signal, cancelNow: o.cancelNow, onProgress: o.onProgress });
       if (watched.kind === "failed") throw saveFailed(path, watched.info["error-desc"], watched.status);
       outcome = { ...watched, fdset: passed.fdset };
     } catch (e) {
       if (fdset) {
-        if (migrateSent) await cancelMigration(qmp); // no-op unless it is still running (an error mid-watch)
+        // An error mid-watch (a lost reply) may leave QEMU writing: the file goes only once it has stopped.
+        if (migrateSent) await settleMigration(qmp);
         await fdset.remove();
       }
       if (created || migrateSent) removeQuietly(path);
@@ -194,7 +201,7 @@ export async function qemuRestore(o: QemuRestoreOptions): Promise<QemuRestoreRes
       if (atLeast(version, EXIT_ON_ERROR_SINCE)) args["exit-on-error"] = false;
       started = true;
       await quoted("migrate-incoming", () => qmp.execute("migrate-incoming", args));
-      const watched = await watchMigration(qmp, { direction: "restore", startedAt, signal: o.signal, onProgress: o.onProgress });
+      const watched = await watchMigration(qmp, { direction: "restore", startedAt, signal: o.signal, cancelNow: o.cancelNow, onProgress: o.onProgress });
       if (watched.kind === "failed") {
         const desc = watched.info["error-desc"] ?? "QEMU gave no reason (its stderr may say more)";
         throw new MigrationFailedError(
@@ -204,8 +211,8 @@ export async function qemuRestore(o: QemuRestoreOptions): Promise<QemuRestoreRes
       }
       outcome = { ...watched, fdset };
     } catch (e) {
-      // QEMU 10.0 cannot cancel an incoming migration: this waits (bounded) for the load to end by itself.
-      const final = started ? await cancelMigration(qmp) : null;
+      // QEMU 10.0 cannot cancel an incoming migration: wait (bounded) for the load to end by itself.
+      const final = started ? await settleMigration(qmp) : null;
       if (fdset) await fdset.remove();
       await restoreSettings(settings, warnings);
       if (e instanceof CancelledError) {

@@ -257,6 +257,8 @@ export class QmpClient {
         },
       });
     } catch (error) {
+      closeSocket(this.#rawFd); // Bun never took it
+      this.#rawFd = -1;
       this.#rejectGreeting("connect failed");
       throw new QmpConnectionError(`cannot use QMP socket ${this.socketPath}: ${error instanceof Error ? error.message : String(error)}`);
     }

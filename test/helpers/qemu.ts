@@ -194,6 +194,8 @@ export interface GuestOptions {
   running?: boolean;
   /** Limit for startup and each QMP reply; default 15 s. */
   timeoutMs?: number;
+  /** More QEMU arguments, appended last (e.g. a second -qmp socket for a program under test). */
+  extraArgs?: string[];
 }
 
 export interface Guest {
@@ -303,6 +305,7 @@ export async function startGuest(opts: GuestOptions): Promise<Guest> {
     if (!opts.running) args.push("-S");
     if (opts.incoming) args.push("-incoming", "defer");
     if (opts.vga) args.push("-device", "VGA");
+    if (opts.extraArgs) args.push(...opts.extraArgs);
 
     // setpriv makes the kernel kill QEMU when this process dies, however it dies. The
     // signal follows the *thread* that spawned QEMU: start guests from the main thread,
@@ -351,8 +354,15 @@ async function connectWhenReady(
       await Bun.sleep(50); // let the last stderr lines arrive
       throw new Error(`QEMU exited (${proc.exitCode ?? proc.signalCode}) during startup: ${stderr().trim() || "(no stderr)"}`);
     }
-    // Bun.file().exists() is false for sockets.
-    if (existsSync(socketPath)) return QmpClient.connect(socketPath, { timeoutMs });
+    // Bun.file().exists() is false for sockets. QEMU binds (the file appears) a moment before it
+    // listens: a connect in between is refused, so try again while QEMU lives.
+    if (existsSync(socketPath)) {
+      try {
+        return await QmpClient.connect(socketPath, { timeoutMs });
+      } catch (error) {
+        if (!String(error).includes("nothing is listening") || Date.now() > deadline) throw error;
+      }
+    }
     if (Date.now() > deadline) throw new Error(`QEMU did not create its QMP socket ${socketPath} within ${timeoutMs} ms`);
     await Bun.sleep(20);
   }
