@@ -150,7 +150,7 @@ export function checkFile(path: string, m: Manifest, source: ByteSource & { fd: 
           }
           let n = 1;
           while (k + n < len / ps && bp.locate(first + k + n) === loc + n * ps) n++;
-          libc.preadFull(source.fd, buf.ptr + k * ps, n * ps, loc, { path });
+          libc.preadFull(source.fd, buf.ptr + k * ps, n * ps, loc, { path: source.name });
           k += n;
         }
         if (hashBytes(buf.view.subarray(0, len)) !== want.extents[e]) {

@@ -42,8 +42,8 @@ import { OutputFile } from "./io/output.ts";
 import { loadPages } from "./channels/page-source.ts";
 import type { PageSource } from "./channels/messages.ts";
 import { checkChannels, checkOffset, DEFAULT_CHANNELS, DEFAULT_MAX_GAP, openDirect } from "./options.ts";
-import { openSource, type BlockSource, type SourceBlock } from "./save.ts";
-import { chunks, gibPerSecond, runJobs, type Chunk, type Progress } from "./transfer.ts";
+import { openSource, writeManifestFor, type BlockSource, type SourceBlock } from "./save.ts";
+import { chunks, gibPerSecond, runJobs, type Chunk, type ExtentHashes, type Progress } from "./transfer.ts";
 
 export type RamFormat = "mapped-ram" | "classic";
 
@@ -61,6 +61,8 @@ export interface RewriteOptions {
   channels?: number;
   directIo?: boolean;
   maxGap?: number;
+  /** Also write OUTPUT.sums (mapped-ram output only). */
+  manifest?: boolean;
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
 }
@@ -205,6 +207,8 @@ export async function rewrite(o: RewriteOptions): Promise<RewriteResult> {
     w.write((b) => encodeMemSize(encodeSectionHeader(b, Tag.SectionStart, ramStart.id!, RAM_IDSTR, 0, RAM_VERSION), info.ramTotal!));
 
     const blocksOut: RewriteResult["blocks"] = [];
+    const hashes: ExtentHashes = new Map();
+    if (o.manifest && o.to !== "mapped-ram") throw new OptionError("--manifest describes mapped-ram files; convert --to mapped-ram to get one");
     let bytesWritten = 0;
     if (o.to === "mapped-ram") {
       const layout = layoutMappedRam(w.position, info.blocks, ps);
@@ -225,10 +229,12 @@ export async function rewrite(o: RewriteOptions): Promise<RewriteResult> {
           firstPage: c.firstPage,
           pages: c.pages,
           zeroDetect: true,
+          hashExtents: o.manifest,
+          block: i,
         })),
       );
       const total = info.blocks.reduce((s, b) => s + b.length, 0);
-      const stats = await runJobs(pool, jobs, total, o.onProgress, o.signal);
+      const stats = await runJobs(pool, jobs, total, o.onProgress, o.signal, hashes);
       bytesWritten = stats.ioBytes;
       libc.fsync(directFd ?? out.main.fd, o.output);
       layout.blocks.forEach((l, i) => out!.main.writeAt(l.bitmapOffset, new Uint8Array(bitmaps[i]!)));
@@ -271,6 +277,7 @@ export async function rewrite(o: RewriteOptions): Promise<RewriteResult> {
     w.write((b) => encodeVmdesc(b, trailer));
     w.flush();
     out.commit();
+    if (o.manifest) writeManifestFor(o.output, offset, info.blocks.map((b, i) => [b.name, hashes.get(i) ?? []]));
     const seconds = (performance.now() - t0) / 1000;
     const total = info.blocks.reduce((s, b) => s + b.length, 0);
     return {

@@ -97,7 +97,7 @@ export function verify(o: VerifyOptions): VerifyReport {
       return v;
     });
     const sums = o.manifest ?? findManifest(o.path);
-    const manifest = sums ? checkFile(o.path, readManifest(sums), file, info, map.blocks) : undefined;
+    const manifest = sums ? checkFile(sums, readManifest(sums), file, info, map.blocks) : undefined;
     return {
       file: o.path,
       ok: blocks.every((b) => b.differing === 0) && (manifest?.ok ?? true),

@@ -77,6 +77,7 @@ export const convertCommand = defineCommand({
     "direct-io": directIo,
     offset: { type: "string", description: "Where the stream starts in INPUT", valueHint: "bytes" },
     "output-offset": { type: "string", description: "Where the stream starts in OUTPUT (bytes before it are kept)", valueHint: "bytes" },
+    manifest: { type: "boolean", description: "Also write OUTPUT.sums (mapped-ram output)" },
     json,
   },
   async run({ args }) {
@@ -88,6 +89,7 @@ export const convertCommand = defineCommand({
         to: args.to as "mapped-ram" | "classic",
         inputOffset: sizeOption("offset", args.offset),
         offset: sizeOption("output-offset", args["output-offset"]),
+        manifest: args.manifest,
         channels: intOption("channels", args.channels, DEFAULT_CHANNELS, 0, MAX_CHANNELS),
         directIo: args["direct-io"] || undefined,
         onProgress: bar.update,
@@ -120,11 +122,12 @@ export const verifyCommand = defineCommand({
   args: {
     file: { type: "positional", description: "The save file (mapped-ram or classic)", required: true },
     block: { type: "string", description: "Compare block NAME with the image at PATH (repeat for more)", valueHint: "name=path" },
+    manifest: { type: "string", description: "Check against this manifest (default: FILE.sums when it exists)", valueHint: "file" },
     offset,
     json,
   },
   run({ args, rawArgs }) {
-    const report = verify({ path: args.file, offset: sizeOption("offset", args.offset), blocks: repeated(rawArgs, "block").map(parseBlockArg) });
+    const report = verify({ path: args.file, offset: sizeOption("offset", args.offset), blocks: repeated(rawArgs, "block").map(parseBlockArg), manifest: args.manifest });
     print(args.json, report, () => renderVerify(report));
     if (!report.ok) process.exitCode = 1;
   },
@@ -133,6 +136,8 @@ EXAMPLES.set(
   verifyCommand,
   `  ramsnap verify vm.ram                                   structure: every offset, bitmap, section, EOF, trailer
   ramsnap verify vm.ram --block ram0=/dev/shm/guest-ram   and every page against the image
+A manifest beside the file (vm.ram.sums, from save --manifest) is checked too: every 1 MiB of RAM as a
+loader would see it, and the main stream; the first bad extent of each block is named.
 
 Exit status: 0 when everything checks out, 1 when the structure is broken (one line naming the
 offset) or a page differs (the report names the first differing page of each block).`,
@@ -147,6 +152,15 @@ export function renderVerify(r: VerifyReport): string {
       const f = b.first!;
       const where = f.fileOffset !== null ? ` (file offset ${hex(f.fileOffset)})` : "";
       lines.push(`  ${b.name}: ${b.differing} of ${b.pages} pages differ from ${b.image}; first: page ${f.page} at block offset ${hex(f.offset)}${where}: ${f.problem}`);
+    }
+  }
+  if (r.manifest) {
+    const m = r.manifest;
+    if (m.ok) lines.push(`  manifest ${m.path}: main stream and every extent match`);
+    else {
+      if (!m.mainStreamOk) lines.push(`  manifest ${m.path}: the main stream (header, block list, bitmaps, device state) does not match`);
+      for (const b of m.bad) lines.push(`  manifest ${m.path}: block ${b.block}, first bad extent ${b.extent} (bytes ${hex(b.offset)}-${hex(b.offset + b.length - 1)})`);
+      for (const n of m.mismatched) lines.push(`  manifest ${m.path}: block ${n} is not in the file, or has another size`);
     }
   }
   for (const w of r.warnings) lines.push(`  warning: ${w}`);

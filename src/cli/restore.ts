@@ -11,10 +11,11 @@ import { bytes, table } from "./text.ts";
 export function renderRestore(r: RestoreResult): string {
   const rows = r.blocks.map((b) => [b.name, bytes(b.length), `${b.present} present`, `-> ${b.target}`]);
   const skipped = r.skipped.length ? `not restored (no --block given): ${r.skipped.join(", ")}\n` : "";
+  const verified = r.verifiedWith ? `every restored extent matches ${r.verifiedWith}\n` : "";
   return (
     `restored ${r.blocks.length} block${r.blocks.length === 1 ? "" : "s"} (${bytes(r.totalBytes)}) from ${r.file} in ${r.seconds.toFixed(2)} s: ` +
     `${r.gibPerSecond.toFixed(2)} GiB/s, ${r.channels} channel${r.channels === 1 ? "" : "s"}, ${r.directIo ? "direct I/O" : "buffered I/O"}, ` +
-    `${bytes(r.readBytes)} read in ${r.ioCalls} calls\n${table(rows)}\n${skipped}`
+    `${bytes(r.readBytes)} read in ${r.ioCalls} calls\n${table(rows)}\n${skipped}${verified}`
   );
 }
 
@@ -24,6 +25,7 @@ export const restoreCommand = defineCommand({
     file: { type: "positional", description: "The mapped-ram file (omit with --fd)", required: false },
     block: { type: "string", description: "A block to restore: its name in the file and the target file (created or resized); repeat for more", valueHint: "name=path" },
     ...channelArgs,
+    verify: { type: "boolean", description: "Check the file's main stream and every restored 1 MiB against FILE.sums (save --manifest writes it)" },
   },
   async run({ args, rawArgs }) {
     const blocks = repeated(rawArgs, "block").map(parseBlockArg);
@@ -41,6 +43,7 @@ export const restoreCommand = defineCommand({
         channels: intOption("channels", args.channels, DEFAULT_CHANNELS, 0, MAX_CHANNELS),
         directIo: args["direct-io"] || undefined,
         offset: sizeOption("offset", args.offset),
+        verify: args.verify,
         onProgress: bar.update,
         signal: sig.signal,
       });
@@ -58,6 +61,7 @@ EXAMPLES.set(
   `  ramsnap restore vm.ram --block ram0=/dev/shm/guest-ram --channels 4 --direct-io
   ramsnap restore vm.ram --block ram0=ram0.raw --json
   ramsnap restore --fd 3 --direct-fd 4 --block ram0=/dev/shm/guest-ram 3<vm.ram
+  ramsnap restore vm.ram --block ram0=/dev/shm/guest-ram --verify   # checked against vm.ram.sums
 
 The whole stream is checked first (block list, bitmaps, EOF): a truncated or corrupt file is refused
 before any target is touched. Pages the file does not hold come out as zeros. Blocks in the file that

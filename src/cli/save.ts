@@ -25,7 +25,7 @@ export function renderSave(r: SaveResult): string {
   return (
     `saved ${r.blocks.length} block${r.blocks.length === 1 ? "" : "s"} (${bytes(r.totalBytes)}) to ${r.file} in ${r.seconds.toFixed(2)} s: ` +
     `${r.gibPerSecond.toFixed(2)} GiB/s, ${r.channels} channel${r.channels === 1 ? "" : "s"}, ${r.directIo ? "direct I/O" : "buffered I/O"}, ` +
-    `${bytes(r.writtenBytes)} of pages written in ${r.ioCalls} calls\n${table(rows)}\n`
+    `${bytes(r.writtenBytes)} of pages written in ${r.ioCalls} calls\n${table(rows)}\n${r.manifest ? `manifest: ${r.manifest}\n` : ""}`
   );
 }
 
@@ -35,6 +35,7 @@ export const saveCommand = defineCommand({
     output: { type: "string", alias: "o", description: "The file to write (created; bytes before --offset kept)", valueHint: "file" },
     block: { type: "string", description: "A RAM block: its name in QEMU and the file holding it; repeat for more blocks, in order", valueHint: "name=path" },
     machine: { type: "string", description: "Machine type written in the file; QEMU loads only files of its own machine type", default: DEFAULT_MACHINE_TYPE, valueHint: "type" },
+    manifest: { type: "boolean", description: "Also write FILE.sums: a hash of every 1 MiB of RAM and of the main stream, for verify and restore --verify" },
     like: { type: "string", description: "Take configuration, device state and trailer from this QEMU save of the same VM; blocks not given keep its pages", valueHint: "file" },
     ...channelArgs,
   },
@@ -58,6 +59,7 @@ export const saveCommand = defineCommand({
           channels: intOption("channels", args.channels, DEFAULT_CHANNELS, 0, MAX_CHANNELS),
           directIo: args["direct-io"] || undefined,
           offset: sizeOption("offset", args.offset),
+          manifest: args.manifest,
           onProgress: bar.update,
           signal: sig.signal,
         });
@@ -74,6 +76,7 @@ export const saveCommand = defineCommand({
         directIo: args["direct-io"] || undefined,
         offset: sizeOption("offset", args.offset),
         machineType: args.machine,
+        manifest: args.manifest,
         onProgress: bar.update,
         signal: sig.signal,
       });
@@ -103,6 +106,7 @@ memory backends have the same names and sizes:
 With --like, the file is the QEMU save with the given blocks' pages replaced: that VM loads it (with
 mapped-ram on), device state and all. Blocks not given keep the QEMU save's pages.
 All-zero pages are not written (their bitmap bits stay clear and the file keeps holes).
-The file is complete only once its bitmaps and EOF are written, after every page: an interrupted save
-leaves no file that QEMU or 'ramsnap inspect' takes for complete.`,
+The file is written under a temporary name beside FILE and renamed once its pages, bitmaps and EOF are
+on disk: an interrupted save (Ctrl-C, kill -9, a full disk) leaves FILE as it was, or absent. With
+--fd there is no name to rename: the file is valid only once ramsnap exits 0 (its EOF comes last).`,
 );
