@@ -5,6 +5,7 @@ import { inspectCommand } from "./inspect.ts";
 import { restoreCommand } from "./restore.ts";
 import { saveCommand } from "./save.ts";
 import { demoCommand } from "./demo.ts";
+import { doctorCommand } from "./doctor.ts";
 import { qemuCommand } from "./qemu.ts";
 import { convertCommand, diffCommand, extractCommand, verifyCommand } from "./files.ts";
 import { EXAMPLES, runCli } from "./run.ts";
@@ -24,6 +25,7 @@ export const rootCommand = defineCommand({
     extract: extractCommand,
     convert: convertCommand,
     diff: diffCommand,
+    doctor: doctorCommand,
     qemu: qemuCommand,
   },
 });
@@ -37,6 +39,7 @@ EXAMPLES.set(
   ramsnap qemu save --qmp /run/vm1.qmp vm1.ram --channels 4 --direct-io   drive a running QEMU
   ramsnap verify vm.ram --block ram0=/dev/shm/guest-ram
   ramsnap convert old.sav vm.ram --to mapped-ram
+  ramsnap doctor /var/lib/vm-saves --size 64G     which settings suit that file system
 
 Files are QEMU migration streams: QEMU 9.0+ loads what ramsnap writes (with the mapped-ram capability on),
 and ramsnap reads what QEMU writes, with or without mapped-ram.`,
