@@ -55,14 +55,28 @@ async function measure(before: () => void, fn: () => Promise<number>): Promise<{
   return { min: times[0]!, median: times[Math.floor(times.length / 2)]! };
 }
 
+/** fio's own job time (its process start-up excluded, like ramsnap's in-process timing; fsync included). */
 function fio(rw: "write" | "read", path: string, bytes: number): number {
-  const t0 = performance.now();
   const r = Bun.spawnSync(
-    ["fio", "--name=ref", `--filename=${path}`, `--rw=${rw}`, "--bs=8M", "--direct=1", "--ioengine=psync", `--size=${bytes}`, "--numjobs=1", "--end_fsync=1", "--output-format=terse"],
+    ["fio", "--name=ref", `--filename=${path}`, `--rw=${rw}`, "--bs=8M", "--direct=1", "--ioengine=psync", `--size=${bytes}`, "--numjobs=1", "--end_fsync=1", "--output-format=json"],
     { stdout: "pipe", stderr: "pipe" },
   );
   if (r.exitCode !== 0) throw new Error(`fio ${rw} failed: ${r.stderr.toString()}`);
-  return (performance.now() - t0) / 1000;
+  const job = JSON.parse(r.stdout.toString()).jobs[0];
+  return job.job_runtime / 1000;
+}
+
+/** Peak anonymous memory of this process (RssAnon), sampled while `fn` runs: ramsnap's own memory. */
+let peakAnon = 0;
+async function sampled<T>(fn: () => Promise<T>): Promise<T> {
+  const read = () => Number(/RssAnon:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? 0) * 1024;
+  const timer = setInterval(() => (peakAnon = Math.max(peakAnon, read())), 20);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(timer);
+    peakAnon = Math.max(peakAnon, read());
+  }
 }
 
 interface Row {
@@ -94,11 +108,19 @@ for (const kind of patterns) {
     for (const direct of [true, false]) {
       for (const channels of channelSet) {
         const what = `ramsnap ${channels} ch, ${direct ? "direct" : "buffered"}`;
-        const s = await measure(fresh, async () => (await save({ path: file, blocks: [{ name: "ram0", path: image }], channels, directIo: direct, machineType: guest.machineType })).seconds);
-        const r = await measure(freshTarget, async () => (await restore({ path: file, blocks: [{ name: "ram0", path: restored }], channels, directIo: direct })).seconds);
+        const s = await measure(fresh, async () => (await sampled(() => save({ path: file, blocks: [{ name: "ram0", path: image }], channels, directIo: direct, machineType: guest.machineType }))).seconds);
+        const r = await measure(freshTarget, async () => (await sampled(() => restore({ path: file, blocks: [{ name: "ram0", path: restored }], channels, directIo: direct }))).seconds);
         rows.push({ pattern: kind, what, save: s, restore: r, dataBytes });
         console.error(`${what}: save ${s.min.toFixed(2)} s, restore ${r.min.toFixed(2)} s`);
       }
+    }
+    {
+      // The integrity manifest's cost: the same save with FILE.sums computed in the channels.
+      const channels = channelSet[channelSet.length - 1]!;
+      const m = await measure(fresh, async () => (await sampled(() => save({ path: file, blocks: [{ name: "ram0", path: image }], channels, directIo: true, manifest: true }))).seconds);
+      rmSync(`${file}.sums`, { force: true });
+      rows.push({ pattern: kind, what: `ramsnap ${channels} ch, direct, --manifest`, save: m, dataBytes });
+      console.error(`ramsnap ${channels} ch direct --manifest: save ${m.min.toFixed(2)} s`);
     }
     const full = await measure(fresh, async () => fio("write", file, size));
     const fullRead = await measure(dropCaches, async () => fio("read", file, size));
@@ -157,6 +179,7 @@ lines.push(
     `"QEMU ÷ ramsnap" says how many times faster ramsnap is than QEMU with the same channel count and direct-io.`,
 );
 lines.push("", `Command: \`bun bench/run.ts --size ${opt.size} --repeat ${repeat} --channels ${opt.channels}\``, "");
+lines.push(`Peak anonymous memory of the benchmark process during ramsnap's saves and restores (RssAnon, sampled every 20 ms): ${(peakAnon / MiB).toFixed(0)} MiB.`, "");
 for (const kind of patterns) {
   const refWhat = kind === "dense" ? "fio O_DIRECT, whole image" : "fio O_DIRECT, non-zero bytes only";
   const fioRow = ref(kind, refWhat);
