@@ -150,3 +150,35 @@ function directUnsupported(name: string, path: string, fd: number | undefined): 
   } catch {}
   return new OptionError(`${name}: ${fs} does not accept direct I/O (O_DIRECT); run without --direct-io`);
 }
+
+export interface TransferChoice {
+  path?: string;
+  fd?: number;
+  directFd?: number;
+  directIo?: boolean;
+  channels?: number;
+  offset?: number;
+}
+
+/**
+ * The rules save and restore share: where the file is (a path, or descriptors handed over), how many
+ * channels, direct I/O or not, the stream offset. Returns the settled values.
+ */
+export function checkTransfer(o: TransferChoice, access: Access): { channels: number; directIo: boolean; offset: number } {
+  const channels = o.channels ?? DEFAULT_CHANNELS;
+  const directIo = o.directIo ?? o.directFd !== undefined;
+  const offset = o.offset ?? 0;
+  const what = access === "write" ? "an output" : "an input";
+  checkChannels(channels, directIo);
+  checkOffset(offset);
+  if ((o.path === undefined) === (o.fd === undefined)) throw new OptionError(`give either ${what} path or --fd`);
+  if (o.directFd !== undefined && o.fd === undefined) {
+    throw new OptionError(`--direct-fd goes with --fd (two descriptors on one file); with ${what} path, use --direct-io`);
+  }
+  if (o.fd !== undefined) {
+    if (directIo && o.directFd === undefined) throw new OptionError("--direct-io with --fd needs --direct-fd: a second descriptor, opened with O_DIRECT");
+    checkDescriptors(o.fd, o.directFd, access);
+  }
+  if (o.directFd !== undefined && o.directIo === false) throw new OptionError("--direct-fd was given, but direct I/O is off");
+  return { channels, directIo, offset };
+}

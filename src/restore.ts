@@ -8,7 +8,7 @@ import { CancelledError, IntegrityError, OptionError } from "./errors.ts";
 import { parseStream, type RamBlockInfo } from "./format/parse.ts";
 import { MainFile } from "./io/main-file.ts";
 import { bufferRegion, mapFileForWrite, type MemoryRegion } from "./memory/region.ts";
-import { checkChannels, checkDescriptors, checkOffset, DEFAULT_CHANNELS, DEFAULT_MAX_GAP, openDirect, probeDirect } from "./options.ts";
+import { checkTransfer, DEFAULT_MAX_GAP, openDirect, probeDirect } from "./options.ts";
 import { chunks, gibPerSecond, runJobs, type ExtentHashes, type Progress } from "./transfer.ts";
 import { checkMainStream, compareExtents, findManifest, manifestPath, readManifest, type Manifest } from "./manifest.ts";
 
@@ -77,18 +77,7 @@ function matchTargets(file: string, blocks: RamBlockInfo[], targets: BlockTarget
 
 export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   const t0 = performance.now();
-  const channels = o.channels ?? DEFAULT_CHANNELS;
-  const directIo = o.directIo ?? o.directFd !== undefined;
-  const offset = o.offset ?? 0;
-  checkChannels(channels, directIo);
-  checkOffset(offset);
-  if ((o.path === undefined) === (o.fd === undefined)) throw new OptionError("give either an input path or --fd");
-  if (o.directFd !== undefined && o.fd === undefined) throw new OptionError("--direct-fd goes with --fd (two descriptors on one file); with an input path, use --direct-io");
-  if (o.fd !== undefined) {
-    if (directIo && o.directFd === undefined) throw new OptionError("--direct-io with --fd needs --direct-fd: a second descriptor, opened with O_DIRECT");
-    checkDescriptors(o.fd, o.directFd, "read");
-  }
-  if (o.directFd !== undefined && o.directIo === false) throw new OptionError("--direct-fd was given, but direct I/O is off");
+  const { channels, directIo, offset } = checkTransfer(o, "read");
   if (o.signal?.aborted) throw new CancelledError();
 
   const name = o.path ?? `fd ${o.fd}`;

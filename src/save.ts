@@ -10,7 +10,7 @@ import { countSet } from "./format/bitmap.ts";
 import { OutputFile } from "./io/output.ts";
 import { bufferRegion, openFileSource } from "./memory/region.ts";
 import type { PageSource } from "./channels/messages.ts";
-import { checkBlocks, checkChannels, checkDescriptors, checkOffset, DEFAULT_CHANNELS, DEFAULT_MAX_GAP, openDirect, probeDirect } from "./options.ts";
+import { checkBlocks, checkTransfer, DEFAULT_MAX_GAP, openDirect, probeDirect } from "./options.ts";
 import { chunks, gibPerSecond, runJobs, type ExtentHashes, type Progress } from "./transfer.ts";
 import { manifestPath, writeManifest } from "./manifest.ts";
 import { parseStream } from "./format/parse.ts";
@@ -106,18 +106,7 @@ export function openSource(b: BlockSource): SourceBlock {
 export async function save(o: SaveOptions): Promise<SaveResult> {
   const t0 = performance.now();
   const pageSize = DEFAULT_PAGE_SIZE;
-  const channels = o.channels ?? DEFAULT_CHANNELS;
-  const directIo = o.directIo ?? o.directFd !== undefined;
-  const offset = o.offset ?? 0;
-  checkChannels(channels, directIo);
-  checkOffset(offset);
-  if ((o.path === undefined) === (o.fd === undefined)) throw new OptionError("give either an output path or --fd");
-  if (o.directFd !== undefined && o.fd === undefined) throw new OptionError("--direct-fd goes with --fd (two descriptors on one file); with an output path, use --direct-io");
-  if (o.fd !== undefined) {
-    if (directIo && o.directFd === undefined) throw new OptionError("--direct-io with --fd needs --direct-fd: a second descriptor, opened with O_DIRECT");
-    checkDescriptors(o.fd, o.directFd, "write");
-  }
-  if (o.directFd !== undefined && o.directIo === false) throw new OptionError("--direct-fd was given, but direct I/O is off");
+  const { channels, directIo, offset } = checkTransfer(o, "write");
   if (o.manifest && o.path === undefined) throw new OptionError("--manifest needs an output path (FILE.sums is written beside FILE)");
   if (o.signal?.aborted) throw new CancelledError();
 

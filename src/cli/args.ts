@@ -1,5 +1,6 @@
 // Option parsing shared by commands: citty gives strings, and keeps only the last of a repeated flag.
 import { OptionError } from "../errors.ts";
+import { DEFAULT_CHANNELS, MAX_CHANNELS } from "../options.ts";
 import { parseSize } from "./text.ts";
 
 /** Every value of a repeatable flag (`--block a=1 --block b=2`, or `--block=a=1`). */
@@ -35,4 +36,21 @@ export function sizeOption(name: string, text: string | undefined): number | und
 
 export function fdOption(name: string, text: string | undefined): number | undefined {
   return text === undefined ? undefined : intOption(name, text, 0, 0, 1 << 20);
+}
+
+/** The transfer options save, restore and convert share, from citty's strings. */
+export function transferArgs(args: { channels?: string; "direct-io"?: boolean; offset?: string; fd?: string; "direct-fd"?: string }): {
+  channels: number;
+  directIo: boolean | undefined;
+  offset: number | undefined;
+  fd: number | undefined;
+  directFd: number | undefined;
+} {
+  return {
+    channels: intOption("channels", args.channels, DEFAULT_CHANNELS, 0, MAX_CHANNELS),
+    directIo: args["direct-io"] || undefined,
+    offset: sizeOption("offset", args.offset),
+    fd: fdOption("fd", args.fd),
+    directFd: fdOption("direct-fd", args["direct-fd"]),
+  };
 }

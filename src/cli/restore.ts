@@ -1,8 +1,8 @@
 import { defineCommand } from "citty";
-import { DEFAULT_CHANNELS, MAX_CHANNELS, parseBlockArg } from "../options.ts";
+import { parseBlockArg } from "../options.ts";
 import { restore, type RestoreResult } from "../restore.ts";
 import { OptionError } from "../errors.ts";
-import { fdOption, intOption, repeated, sizeOption } from "./args.ts";
+import { repeated, transferArgs } from "./args.ts";
 import { abortOnSigint, progressBar } from "./progress.ts";
 import { EXAMPLES } from "./run.ts";
 import { channelArgs } from "./save.ts";
@@ -29,20 +29,17 @@ export const restoreCommand = defineCommand({
   },
   async run({ args, rawArgs }) {
     const blocks = repeated(rawArgs, "block").map(parseBlockArg);
-    const fd = fdOption("fd", args.fd);
+    const t = transferArgs(args);
+    const fd = t.fd;
     if (fd === undefined && !args.file) throw new OptionError("say which file to restore (or --fd N)");
     if (fd !== undefined && args.file) throw new OptionError("give FILE or --fd, not both");
     const bar = progressBar("restore", args.progress ?? undefined);
     const sig = abortOnSigint();
     try {
       const r = await restore({
+        ...t,
         path: args.file,
-        fd,
-        directFd: fdOption("direct-fd", args["direct-fd"]),
         blocks: blocks.map((b) => ({ name: b.name, path: b.path })),
-        channels: intOption("channels", args.channels, DEFAULT_CHANNELS, 0, MAX_CHANNELS),
-        directIo: args["direct-io"] || undefined,
-        offset: sizeOption("offset", args.offset),
         verify: args.verify,
         onProgress: bar.update,
         signal: sig.signal,

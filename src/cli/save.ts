@@ -3,7 +3,7 @@ import { MAX_CHANNELS, DEFAULT_CHANNELS, parseBlockArg } from "../options.ts";
 import { save, type SaveResult } from "../save.ts";
 import { CancelledError, OptionError } from "../errors.ts";
 import { DEFAULT_MACHINE_TYPE } from "../format/constants.ts";
-import { fdOption, intOption, repeated, sizeOption } from "./args.ts";
+import { repeated, transferArgs } from "./args.ts";
 import { abortOnSigint, progressBar } from "./progress.ts";
 import { EXAMPLES } from "./run.ts";
 import { bytes, table } from "./text.ts";
@@ -41,7 +41,8 @@ export const saveCommand = defineCommand({
   },
   async run({ args, rawArgs }) {
     const blocks = repeated(rawArgs, "block").map(parseBlockArg);
-    const fd = fdOption("fd", args.fd);
+    const t = transferArgs(args);
+    const fd = t.fd;
     if (fd === undefined && !args.output) throw new OptionError("say where to save: -o FILE (or --fd N)");
     if (fd !== undefined && args.output) throw new OptionError("give -o FILE or --fd, not both");
     const bar = progressBar("save", args.progress ?? undefined);
@@ -56,9 +57,9 @@ export const saveCommand = defineCommand({
           output: args.output!,
           to: "mapped-ram",
           replace: blocks.map((b) => ({ name: b.name, path: b.path })),
-          channels: intOption("channels", args.channels, DEFAULT_CHANNELS, 0, MAX_CHANNELS),
-          directIo: args["direct-io"] || undefined,
-          offset: sizeOption("offset", args.offset),
+          channels: t.channels,
+          directIo: t.directIo,
+          offset: t.offset,
           manifest: args.manifest,
           onProgress: bar.update,
           signal: sig.signal,
@@ -68,13 +69,9 @@ export const saveCommand = defineCommand({
         return;
       }
       const r = await save({
+        ...t,
         path: args.output,
-        fd,
-        directFd: fdOption("direct-fd", args["direct-fd"]),
         blocks: blocks.map((b) => ({ name: b.name, path: b.path })),
-        channels: intOption("channels", args.channels, DEFAULT_CHANNELS, 0, MAX_CHANNELS),
-        directIo: args["direct-io"] || undefined,
-        offset: sizeOption("offset", args.offset),
         machineType: args.machine,
         manifest: args.manifest,
         onProgress: bar.update,

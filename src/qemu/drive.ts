@@ -2,12 +2,15 @@
 // `virsh save --parallel --bypass-cache` does: check the version and the state, set the migration
 // capabilities, hand QEMU the file as an fdset, migrate to file:/dev/fdset/N, follow it, and clean up
 // (fdset, settings, a partial file, the guest's run state) whether it worked or not.
-import { resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import * as libc from "../../ffi/libc.ts";
+import { filesystemName } from "../options.ts";
 import { CancelledError, OptionError } from "../errors.ts";
 import { FormatError } from "../format/errors.ts";
 import { inspectFile, type InspectReport } from "../inspect.ts";
 import { passFileToQemu, removeQuietly, type MigrationFdset } from "./fdset.ts";
-import { MigrationFailedError, QemuFileMismatchError, QemuStateError, VerifyError } from "./errors.ts";
+import { MigrationFailedError, QemuDriveError, QemuFileMismatchError, QemuStateError, VerifyError } from "./errors.ts";
 import { migrationRunning, queryMachineType, queryMigrate, queryRamBlocks, queryRunState, type RamBlock } from "./guest-state.ts";
 import { applyMigrationSettings, MAX_QEMU_CHANNELS, type AppliedSettings } from "./migration-settings.ts";
 import { settleMigration, watchMigration, type MigrationProgress, type Outcome } from "./migration-watch.ts";
@@ -98,6 +101,7 @@ export async function qemuSave(o: QemuSaveOptions): Promise<QemuSaveResult> {
       throw new QemuStateError(`the guest at ${socket} is paused after an earlier save or migration, and QEMU will not migrate it again until it runs: resume it with the QMP command cont first`);
     }
     await refuseIfMigrating(qmp, socket);
+    checkFreeSpace(path, await queryRamBlocks(qmp));
     throwIfAborted(o.signal);
 
     const warnings: string[] = [];
@@ -299,6 +303,46 @@ function saveFailed(path: string, desc: string | undefined, status: string): Mig
   }
   return new MigrationFailedError(`QEMU's save to ${path} failed: ${text}`, text);
 }
+
+/**
+ * Refuses a save that could fill the file system. Not a nicety: when a channel of a multifd mapped-ram save
+ * hits ENOSPC, QEMU 10.0.2 tears the migration down while the other channels are mid-write and segfaults
+ * (the race described in migration-watch.ts), so a full disk would cost the guest. The bound assumes no
+ * zero page (QEMU writes only non-zero ones) plus each block's 1 MiB-aligned header and bitmap.
+ */
+function checkFreeSpace(path: string, blocks: RamBlock[]): void {
+  const dir = dirname(path);
+  let fd: number;
+  try {
+    fd = libc.open(dir, libc.O_RDONLY);
+  } catch (e) {
+    if (e instanceof libc.SysError && e.code === "ENOENT") throw new QemuDriveError(`${dir} does not exist: cannot save ${path} there`);
+    throw e;
+  }
+  let stat: libc.StatfsInfo;
+  let fs: string;
+  try {
+    stat = libc.fstatfs(fd, dir);
+    fs = filesystemName(fd, dir);
+  } finally {
+    libc.close(fd, dir);
+  }
+  if (stat.totalBytes === 0) return; // no size to run out of (ramfs), or none reported
+  let free = stat.freeBytes;
+  // The space an existing file holds comes back when QEMU truncates it.
+  if (existsSync(path)) free += libc.statx(path).allocated;
+  const ram = blocks.reduce((n, b) => n + b.usedLength, 0);
+  const needed = ram + (blocks.length + 1) * MAPPED_RAM_ALIGNMENT;
+  if (free < needed) {
+    throw new QemuDriveError(
+      `${path}: not enough free space: ${mib(free)} free on ${fs}, up to ${mib(needed)} needed (the guest's ${mib(ram)} of RAM if no page is zero); ` +
+        `ramsnap does not start a save that could fill the disk, because QEMU 10.0 can crash when it does`,
+    );
+  }
+}
+
+const MAPPED_RAM_ALIGNMENT = 2 ** 20;
+const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 
 async function restoreSettings(settings: AppliedSettings, warnings: string[]): Promise<void> {
   const complaint = await settings.restore();

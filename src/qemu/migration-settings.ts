@@ -37,30 +37,7 @@ export async function applyMigrationSettings(qmp: QmpClient, version: QmpVersion
     params: pick(params, ["multifd-channels", "direct-io", "max-bandwidth"]),
   };
 
-  await refusal("migrate-set-capabilities", () =>
-    qmp.execute("migrate-set-capabilities", {
-      capabilities: [
-        { capability: "mapped-ram", state: true },
-        { capability: "multifd", state: true },
-      ],
-    }),
-  );
-  const wanted: Params = { "multifd-channels": s.channels };
-  // Always set direct-io when QEMU has it: the parameter persists, and a true left over from an earlier
-  // run with a single plain descriptor in the fdset would crash QEMU 10.0.2.
-  if (atLeast(version, DIRECT_IO_SINCE)) wanted["direct-io"] = s.directIo;
-  if (s.unlimitedBandwidth) wanted["max-bandwidth"] = UNLIMITED_BANDWIDTH;
-  await refusal("migrate-set-parameters", () => qmp.execute("migrate-set-parameters", wanted));
-
-  const now = await qmp.execute<Params>("query-migrate-parameters");
-  if ((now["direct-io"] ?? false) !== s.directIo || now["multifd-channels"] !== s.channels) {
-    throw new QemuDriveError(
-      `QEMU did not take the migration parameters (asked direct-io=${s.directIo}, multifd-channels=${s.channels}; ` +
-        `it has direct-io=${String(now["direct-io"])}, multifd-channels=${String(now["multifd-channels"])})`,
-    );
-  }
-
-  return {
+  const applied: AppliedSettings = {
     async restore() {
       try {
         await qmp.execute("migrate-set-capabilities", { capabilities: before.capabilities });
@@ -71,6 +48,35 @@ export async function applyMigrationSettings(qmp: QmpClient, version: QmpVersion
       }
     },
   };
+
+  await refusal("migrate-set-capabilities", () =>
+    qmp.execute("migrate-set-capabilities", {
+      capabilities: [
+        { capability: "mapped-ram", state: true },
+        { capability: "multifd", state: true },
+      ],
+    }),
+  );
+  try {
+    const wanted: Params = { "multifd-channels": s.channels };
+    // Always set direct-io when QEMU has it: the parameter persists, and a true left over from an earlier
+    // run with a single plain descriptor in the fdset would crash QEMU 10.0.2.
+    if (atLeast(version, DIRECT_IO_SINCE)) wanted["direct-io"] = s.directIo;
+    if (s.unlimitedBandwidth) wanted["max-bandwidth"] = UNLIMITED_BANDWIDTH;
+    await refusal("migrate-set-parameters", () => qmp.execute("migrate-set-parameters", wanted));
+
+    const now = await qmp.execute<Params>("query-migrate-parameters");
+    if ((now["direct-io"] ?? false) !== s.directIo || now["multifd-channels"] !== s.channels) {
+      throw new QemuDriveError(
+        `QEMU did not take the migration parameters (asked direct-io=${s.directIo}, multifd-channels=${s.channels}; ` +
+          `it has direct-io=${String(now["direct-io"])}, multifd-channels=${String(now["multifd-channels"])})`,
+      );
+    }
+  } catch (e) {
+    await applied.restore();
+    throw e;
+  }
+  return applied;
 }
 
 function pick(from: Params, keys: string[]): Params {
