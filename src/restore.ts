@@ -91,7 +91,8 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   try {
     const info = parseStream(main, { base: offset, keepBitmaps: true });
     if (info.ramFormat !== "mapped-ram") {
-      throw new OptionError(`${name} is ${info.ramFormat === null ? "a stream without RAM" : "a classic (not mapped-ram) stream"}; restore reads mapped-ram files`);
+      if (info.ramFormat === null) throw new OptionError(`${name} is a stream without RAM; restore reads mapped-ram files`);
+      throw new OptionError(`${name} is a classic (not mapped-ram) stream; restore reads mapped-ram files (ramsnap extract reads both, or convert it --to mapped-ram)`);
     }
     const blocks = matchTargets(name, info.blocks, o.blocks);
     let manifest: { path: string; m: Manifest } | undefined;

@@ -323,7 +323,7 @@ describe("restore targets", () => {
       new Uint8Array([...header, 0x01, 0, 0, 0, 2, ...name("ram"), 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0x10, 0x04, ...name("pc.ram"), 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0x00]),
     );
     expect(inspectFile(classic).ramFormat).toBe("classic");
-    await restoreRefused({ path: classic, blocks: [{ name: "pc.ram", path: `${shm.path}/classic.out` }] }, `${classic} is a classic (not mapped-ram) stream; restore reads mapped-ram files`);
+    await restoreRefused({ path: classic, blocks: [{ name: "pc.ram", path: `${shm.path}/classic.out` }] }, `${classic} is a classic (not mapped-ram) stream; restore reads mapped-ram files (ramsnap extract reads both, or convert it --to mapped-ram)`);
     expect(existsSync(`${shm.path}/classic.out`)).toBe(false);
   });
 });
