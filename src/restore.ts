@@ -9,7 +9,7 @@ import { parseStream, type RamBlockInfo } from "./format/parse.ts";
 import { MainFile } from "./io/main-file.ts";
 import { bufferRegion, mapFileForWrite, type MemoryRegion } from "./memory/region.ts";
 import { checkTransfer, DEFAULT_MAX_GAP, openDirect, probeDirect } from "./options.ts";
-import { chunks, gibPerSecond, runJobs, type ExtentHashes, type Progress } from "./transfer.ts";
+import { gibPerSecond, jobsPerChunk, runJobs, type ExtentHashes, type Progress } from "./transfer.ts";
 import { checkMainStream, compareExtents, findManifest, manifestPath, readManifest, type Manifest } from "./manifest.ts";
 
 export interface BlockTarget {
@@ -124,24 +124,25 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
       pageSize: ps,
       maxGap: o.maxGap ?? DEFAULT_MAX_GAP,
     });
-    const jobs = blocks.flatMap((b, i) => {
-      const bitmap = new SharedArrayBuffer(b.bitmap!.length);
-      new Uint8Array(bitmap).set(b.bitmap!);
-      const r = regions[i]!;
-      return Array.from(chunks(b.pages, ps, b.mapped!.pagesOffset), (c) => ({
-        type: "restore" as const,
-        dst: r.ptr + c.byteOffset,
-        dstAligned: r.aligned,
-        fileOffset: c.fileOffset,
-        bitmap,
-        firstPage: c.firstPage,
-        pages: c.pages,
-        zeroAbsent: r.mayHoldData,
-        keepHoles: !r.mayHoldData && o.keepHoles,
-        hashExtents: o.verify,
-        block: i,
-      }));
+    const bitmaps = blocks.map((b) => {
+      const shared = new SharedArrayBuffer(b.bitmap!.length);
+      new Uint8Array(shared).set(b.bitmap!);
+      return shared;
     });
+    const places = blocks.map((b) => ({ pages: b.pages, pagesOffset: b.mapped!.pagesOffset }));
+    const jobs = jobsPerChunk(places, ps, (i, c) => ({
+      type: "restore" as const,
+      dst: regions[i]!.ptr + c.byteOffset,
+      dstAligned: regions[i]!.aligned,
+      fileOffset: c.fileOffset,
+      bitmap: bitmaps[i]!,
+      firstPage: c.firstPage,
+      pages: c.pages,
+      zeroAbsent: regions[i]!.mayHoldData,
+      keepHoles: !regions[i]!.mayHoldData && o.keepHoles,
+      hashExtents: o.verify,
+      block: i,
+    }));
     const totalBytes = blocks.reduce((s, b) => s + b.length, 0);
     const hashes: ExtentHashes = new Map();
     const stats = await runJobs(pool, jobs, totalBytes, o.onProgress, o.signal, hashes);

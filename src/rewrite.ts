@@ -43,7 +43,7 @@ import { loadPages } from "./channels/page-source.ts";
 import type { PageSource } from "./channels/messages.ts";
 import { checkChannels, checkOffset, DEFAULT_CHANNELS, DEFAULT_MAX_GAP, openDirect } from "./options.ts";
 import { openSource, writeManifestFor, type BlockSource, type SourceBlock } from "./save.ts";
-import { chunks, gibPerSecond, runJobs, type Chunk, type ExtentHashes, type Progress } from "./transfer.ts";
+import { chunks, gibPerSecond, jobsPerChunk, runJobs, type Chunk, type ExtentHashes, type Progress } from "./transfer.ts";
 
 export type RamFormat = "mapped-ram" | "classic";
 
@@ -220,19 +220,17 @@ export async function rewrite(o: RewriteOptions): Promise<RewriteResult> {
       if (directIo) directFd = openDirect(out.writePath!, "write", layout.blocks[0]!.pagesOffset, o.output);
       const bitmaps = layout.blocks.map((l) => new SharedArrayBuffer(l.bitmapSize));
       pool = await ChannelPool.start(channels, { fd: directFd ?? out.main.fd, direct: directIo, path: o.output, pageSize: ps, maxGap: o.maxGap ?? DEFAULT_MAX_GAP });
-      const jobs = layout.blocks.flatMap((l, i) =>
-        Array.from(chunks(l.pages, ps, l.pagesOffset), (c) => ({
-          type: "save" as const,
-          source: pageSourceOf(i, c),
-          fileOffset: c.fileOffset,
-          bitmap: bitmaps[i]!,
-          firstPage: c.firstPage,
-          pages: c.pages,
-          zeroDetect: true,
-          hashExtents: o.manifest,
-          block: i,
-        })),
-      );
+      const jobs = jobsPerChunk(layout.blocks, ps, (i, c) => ({
+        type: "save" as const,
+        source: pageSourceOf(i, c),
+        fileOffset: c.fileOffset,
+        bitmap: bitmaps[i]!,
+        firstPage: c.firstPage,
+        pages: c.pages,
+        zeroDetect: true,
+        hashExtents: o.manifest,
+        block: i,
+      }));
       const total = info.blocks.reduce((s, b) => s + b.length, 0);
       const stats = await runJobs(pool, jobs, total, o.onProgress, o.signal, hashes);
       bytesWritten = stats.ioBytes;

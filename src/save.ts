@@ -11,7 +11,7 @@ import { OutputFile } from "./io/output.ts";
 import { bufferRegion, openFileSource } from "./memory/region.ts";
 import type { PageSource } from "./channels/messages.ts";
 import { checkBlocks, checkTransfer, DEFAULT_MAX_GAP, openDirect, probeDirect } from "./options.ts";
-import { chunks, gibPerSecond, runJobs, type ExtentHashes, type Progress } from "./transfer.ts";
+import { gibPerSecond, jobsPerChunk, runJobs, type ExtentHashes, type Progress } from "./transfer.ts";
 import { manifestPath, writeManifest } from "./manifest.ts";
 import { parseStream } from "./format/parse.ts";
 import { MainFile } from "./io/main-file.ts";
@@ -135,19 +135,17 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
     pool = await ChannelPool.start(channels, { fd: channelFd, direct: directIo, path: name, pageSize, maxGap: o.maxGap ?? DEFAULT_MAX_GAP });
     const zeroDetect = o.zeroPageDetection ?? true;
     const totalBytes = specs.reduce((s, b) => s + b.length, 0);
-    const jobs = layout.blocks.flatMap((l, i) =>
-      Array.from(chunks(l.pages, pageSize, l.pagesOffset), (c) => ({
-        type: "save" as const,
-        source: sources[i]!.at(c.byteOffset),
-        fileOffset: c.fileOffset,
-        bitmap: bitmaps[i]!,
-        firstPage: c.firstPage,
-        pages: c.pages,
-        zeroDetect,
-        hashExtents: o.manifest,
-        block: i,
-      })),
-    );
+    const jobs = jobsPerChunk(layout.blocks, pageSize, (i, c) => ({
+      type: "save" as const,
+      source: sources[i]!.at(c.byteOffset),
+      fileOffset: c.fileOffset,
+      bitmap: bitmaps[i]!,
+      firstPage: c.firstPage,
+      pages: c.pages,
+      zeroDetect,
+      hashExtents: o.manifest,
+      block: i,
+    }));
     const hashes: ExtentHashes = new Map();
     const stats = await runJobs(pool, jobs, totalBytes, o.onProgress, o.signal, hashes);
     const maps = bitmaps.map((b) => new Uint8Array(b));

@@ -41,6 +41,14 @@ export type ExtentHashes = Map<number, string[]>;
 
 type AnyJob = Omit<SaveJob, "id"> | Omit<RestoreJob, "id">;
 
+/**
+ * One job per chunk of every block, made only as the pool asks for it: a job may carry per-page data
+ * (a rewrite's page offsets), and a 1 TiB image has 131,072 chunks.
+ */
+export function* jobsPerChunk<T>(blocks: readonly { pages: number; pagesOffset: number }[], pageSize: number, make: (block: number, c: Chunk) => T): Generator<T> {
+  for (const [i, b] of blocks.entries()) for (const c of chunks(b.pages, pageSize, b.pagesOffset)) yield make(i, c);
+}
+
 export async function runJobs<J extends AnyJob>(
   pool: ChannelPool,
   jobs: Iterable<J & { block?: number }>,

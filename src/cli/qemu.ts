@@ -69,7 +69,7 @@ function progressLine(enabled: boolean): { update: (p: MigrationProgress) => voi
         `${bytes(p.bytesPerSecond ?? 0)}/s  ETA ${p.etaSeconds === undefined ? "?" : `${p.etaSeconds.toFixed(0)}s`}`;
     } else {
       // An incoming QEMU reports only its status: say that it is working, and for how long.
-      line = `${p.direction}: QEMU is loading (${p.status})  ${p.seconds.toFixed(1)} s`;
+      line = `${p.direction}: QEMU ${p.status === "completed" ? "loaded the file" : `is loading (${p.status})`}  ${p.seconds.toFixed(1)} s`;
     }
     process.stderr.write(`\r${line}\x1b[K`);
     drawn = true;
