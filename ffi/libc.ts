@@ -20,6 +20,7 @@ const lib = dlopen("libc.so.6", {
   mmap: { args: ["ptr", "u64", "i32", "i32", "i32", "i64"], returns: "ptr" },
   munmap: { args: ["ptr", "u64"], returns: "i32" },
   madvise: { args: ["ptr", "u64", "i32"], returns: "i32" },
+  msync: { args: ["ptr", "u64", "i32"], returns: "i32" },
   fcntl: { args: ["i32", "i32", "i32"], returns: "i32" },
   ftruncate: { args: ["i32", "i64"], returns: "i32" },
   fallocate: { args: ["i32", "i32", "i64", "i64"], returns: "i32" },
@@ -379,6 +380,16 @@ export function munmap(p: number, length: number): void {
   pointer("munmap", p);
   count("munmap", "length", length);
   if (c.munmap(p, length) !== 0) fail("munmap", undefined);
+}
+
+export const MS_SYNC = 4;
+
+/** Writes a shared mapping's dirty pages to its file and waits: a write-back error surfaces here. */
+export function msync(p: number, length: number, flags: number, path?: string): void {
+  pointer("msync", p);
+  count("msync", "length", length);
+  injected("msync", path);
+  if (c.msync(p, length, flags) !== 0) fail("msync", path);
 }
 
 export function madvise(p: number, length: number, advice: number): void {

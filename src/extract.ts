@@ -75,6 +75,20 @@ export async function extract(o: ExtractOptions): Promise<ExtractResult> {
     }
   }
   mkdirSync(o.dir, { recursive: true });
+  // The raw files stay sparse, so their blocks are allocated as pages land; a file system that fills up
+  // under a shared mapping answers with SIGBUS, so make sure the pages fit before starting.
+  const need = wanted.reduce((s, n) => s + info.blocks.find((b) => b.name === n)!.present * info.pageSize, 0);
+  const dirFd = libc.open(o.dir, libc.O_RDONLY | libc.O_DIRECTORY);
+  let free: number;
+  try {
+    free = libc.fstatfs(dirFd, o.dir).freeBytes;
+  } finally {
+    libc.close(dirFd, o.dir);
+  }
+  if (need > free) {
+    input.close();
+    throw new OptionError(`${o.dir} has ${free} bytes free, but the pages to extract take ${need}`);
+  }
   const taken = new Set<string>();
   const out: ExtractedBlock[] = wanted.map((name) => {
     const b = info.blocks.find((x) => x.name === name)!;
@@ -119,7 +133,7 @@ function copyClassic(input: MainFile, map: ReturnType<typeof readPageMap>, out: 
     for (const e of out) {
       const bp = map.blocks.find((b) => b.info.name === e.name)!;
       const ps = bp.info.length / bp.info.pages;
-      const target = mapFileForWrite(join(o.dir, e.file), e.length);
+      const target = mapFileForWrite(join(o.dir, e.file), e.length, false);
       try {
         for (let p = 0; p < bp.info.pages; p++) {
           if ((p & 4095) === 0 && o.signal?.aborted) throw new CancelledError();
@@ -127,6 +141,7 @@ function copyClassic(input: MainFile, map: ReturnType<typeof readPageMap>, out: 
           if (loc >= 0) libc.memcpy(target.ptr + p * ps, src + loc, ps);
           else if (fillOf(loc) !== 0) libc.memset(target.ptr + p * ps, fillOf(loc), ps);
         }
+        target.sync();
       } finally {
         target.release();
       }

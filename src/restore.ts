@@ -115,7 +115,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     }
     for (const [i, t] of o.blocks.entries()) {
       if (t.path && !existsSync(t.path)) created.push(t.path);
-      regions.push(t.buffer ? bufferRegion(t.name, t.buffer) : mapFileForWrite(t.path!, blocks[i]!.length));
+      regions.push(t.buffer ? bufferRegion(t.name, t.buffer) : mapFileForWrite(t.path!, blocks[i]!.length, !o.keepHoles));
     }
     pool = await ChannelPool.start(channels, {
       fd: o.directFd ?? directFd ?? main.fd,
@@ -156,6 +156,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
         }
       });
     }
+    for (const r of regions) r.sync();
     finished = true;
     const seconds = (performance.now() - t0) / 1000;
     return {

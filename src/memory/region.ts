@@ -12,6 +12,8 @@ export interface MemoryRegion {
   readonly aligned: boolean;
   /** The region may hold old data (restore must zero absent pages). */
   readonly mayHoldData: boolean;
+  /** Makes written data durable (a file target's pages reach the disk); errors surface here. */
+  sync(): void;
   release(): void;
 }
 
@@ -30,7 +32,7 @@ export function mapFileForRead(path: string): MemoryRegion {
     regularOrDevice(path, st.mode);
     if (st.size === 0) throw new OptionError(`${path} is empty`);
     const ptr = libc.mmap(st.size, libc.PROT_READ, libc.MAP_SHARED, fd, 0, path);
-    return { name: path, ptr, length: st.size, aligned: true, mayHoldData: true, release: once(() => libc.munmap(ptr, st.size)) };
+    return { name: path, ptr, length: st.size, aligned: true, mayHoldData: true, sync: () => {}, release: once(() => libc.munmap(ptr, st.size)) };
   } finally {
     libc.close(fd, path);
   }
@@ -56,8 +58,13 @@ export function openFileSource(path: string): { fd: number; length: number; rele
 /**
  * Maps a file for writing, creating it or setting its size to `length` first. A file that is new or
  * was empty reads as zeros, so absent pages need no writing.
+ *
+ * With `reserve`, the file's blocks are allocated up front: a page of a shared mapping that the file
+ * system cannot back (a full disk) kills the process with SIGBUS when touched, where fallocate fails
+ * with a plain ENOSPC before anything is written. Without it (extract's sparse files) the caller checks
+ * the free space itself.
  */
-export function mapFileForWrite(path: string, length: number): MemoryRegion {
+export function mapFileForWrite(path: string, length: number, reserve = true): MemoryRegion {
   const fd = libc.open(path, libc.O_RDWR | libc.O_CREAT, 0o600);
   try {
     const st = libc.fstatx(fd, path);
@@ -65,8 +72,24 @@ export function mapFileForWrite(path: string, length: number): MemoryRegion {
     const isFile = (st.mode & 0o170000) === 0o100000;
     if (isFile && st.size !== length) libc.ftruncate(fd, length, path);
     if (!isFile && st.size < length) throw new OptionError(`${path} holds ${st.size} bytes, but the block needs ${length}`);
+    if (isFile && reserve) {
+      try {
+        libc.fallocate(fd, 0, 0, length, path);
+      } catch (e) {
+        // A file system without fallocate still works; only a full one must stop us here.
+        if (!(e instanceof libc.SysError && e.code === "EOPNOTSUPP")) throw e;
+      }
+    }
     const ptr = libc.mmap(length, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_SHARED, fd, 0, path);
-    return { name: path, ptr, length, aligned: true, mayHoldData: st.size > 0, release: once(() => libc.munmap(ptr, length)) };
+    return {
+      name: path,
+      ptr,
+      length,
+      aligned: true,
+      mayHoldData: st.size > 0,
+      sync: () => libc.msync(ptr, length, libc.MS_SYNC, path),
+      release: once(() => libc.munmap(ptr, length)),
+    };
   } finally {
     libc.close(fd, path);
   }
@@ -75,7 +98,7 @@ export function mapFileForWrite(path: string, length: number): MemoryRegion {
 /** Uses an in-process buffer in place. The caller keeps it alive until the operation ends. */
 export function bufferRegion(name: string, buf: Uint8Array): MemoryRegion {
   const ptr = libc.addressOf(buf);
-  return { name, ptr, length: buf.length, aligned: ptr % PAGE === 0, mayHoldData: true, release: () => {} };
+  return { name, ptr, length: buf.length, aligned: ptr % PAGE === 0, mayHoldData: true, sync: () => {}, release: () => {} };
 }
 
 function once(fn: () => void): () => void {
