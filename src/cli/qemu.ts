@@ -68,8 +68,9 @@ function progressLine(enabled: boolean): { update: (p: MigrationProgress) => voi
         `${bytes(p.totalBytes - p.remainingBytes)} / ${bytes(p.totalBytes)}  written ${bytes(p.transferredBytes ?? 0)}  ` +
         `${bytes(p.bytesPerSecond ?? 0)}/s  ETA ${p.etaSeconds === undefined ? "?" : `${p.etaSeconds.toFixed(0)}s`}`;
     } else {
-      // An incoming QEMU reports only its status: say that it is working, and for how long.
-      line = `${p.direction}: QEMU ${p.status === "completed" ? "loaded the file" : `is loading (${p.status})`}  ${p.seconds.toFixed(1)} s`;
+      // An incoming QEMU reports only its status, and a save has no numbers during setup: say what QEMU does.
+      const doing = p.direction === "save" ? "is preparing" : p.status === "completed" ? "has loaded the file" : "is loading";
+      line = `${p.direction}: QEMU ${doing} (${p.status})  ${p.seconds.toFixed(1)} s`;
     }
     process.stderr.write(`\r${line}\x1b[K`);
     drawn = true;
