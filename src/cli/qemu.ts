@@ -3,11 +3,9 @@ import { writeSync } from "node:fs";
 import { defineCommand } from "citty";
 import { OptionError } from "../errors.ts";
 import { DEFAULT_QEMU_CHANNELS, qemuRestore, qemuSave, type MigrationProgress, type QemuRestoreResult, type QemuSaveResult } from "../qemu/drive.ts";
-import { QemuDriveError } from "../qemu/errors.ts";
 import { MAX_QEMU_CHANNELS } from "../qemu/migration-settings.ts";
-import { QmpConnectionError, QmpError } from "../qemu/qmp.ts";
 import { intOption } from "./args.ts";
-import { describeError, EXAMPLES } from "./run.ts";
+import { EXAMPLES } from "./run.ts";
 import { bytes } from "./text.ts";
 
 const commonArgs = {
@@ -32,23 +30,6 @@ function required(args: CommonArgs): { socket: string; file: string } {
   if (!args.qmp) throw new OptionError("say which QEMU to drive: --qmp SOCKET");
   if (!args.file) throw new OptionError("say which file: ramsnap qemu save|restore --qmp SOCKET FILE");
   return { socket: args.qmp, file: args.file };
-}
-
-/**
- * Runs a subcommand and reports its failure itself, as one line naming the full command: the shared runner
- * knows only the leaf's name ("save"), which would blur this with the plain `ramsnap save`.
- */
-async function reporting(name: string, run: () => Promise<void>): Promise<void> {
-  try {
-    await run();
-  } catch (e) {
-    const { message, code } =
-      e instanceof QemuDriveError || e instanceof QmpError || e instanceof QmpConnectionError ? { message: e.message, code: 1 } : describeError(e);
-    const hint = code === 2 ? ` (see 'ramsnap qemu ${name} --help')` : "";
-    writeSync(2, `ramsnap qemu ${name}: ${message}${hint}\n`);
-    if (process.env.RAMSNAP_DEBUG && e instanceof Error && e.stack) writeSync(2, `${e.stack}\n`);
-    process.exit(code);
-  }
 }
 
 /** One line redrawn in place on stderr, at most ten times a second. */
@@ -173,8 +154,7 @@ export const qemuSaveCommand = defineCommand({
     "keep-running": { type: "boolean", description: "Resume the guest after the save (default: leave it paused, as after any save)" },
     verify: { type: "boolean", description: "Read the written file back: complete, and holding the guest's RAM blocks" },
   },
-  run: ({ args }) =>
-    reporting("save", async () => {
+  async run({ args }) {
       const { socket, file } = required(args);
       const r = await driven(args, (signals, onProgress) =>
         qemuSave({
@@ -190,14 +170,13 @@ export const qemuSaveCommand = defineCommand({
         }),
       );
       process.stdout.write(args.json ? `${JSON.stringify(r, null, 2)}\n` : renderQemuSave(r));
-    }),
+  },
 });
 
 export const qemuRestoreCommand = defineCommand({
   meta: { name: "restore", description: "Load a mapped-ram file into a QEMU started with -incoming defer, through QMP" },
   args: commonArgs,
-  run: ({ args }) =>
-    reporting("restore", async () => {
+  async run({ args }) {
       const { socket, file } = required(args);
       const r = await driven(args, (signals, onProgress) =>
         qemuRestore({
@@ -211,7 +190,7 @@ export const qemuRestoreCommand = defineCommand({
         }),
       );
       process.stdout.write(args.json ? `${JSON.stringify(r, null, 2)}\n` : renderQemuRestore(r));
-    }),
+  },
 });
 
 export const qemuCommand = defineCommand({

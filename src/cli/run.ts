@@ -6,6 +6,8 @@ import { ArgumentError, ShortIoError, SysError } from "../../ffi/libc.ts";
 import { FormatError } from "../format/errors.ts";
 import { CancelledError, IntegrityError, OptionError } from "../errors.ts";
 import { ChannelError } from "../channels/pool.ts";
+import { QemuDriveError } from "../qemu/errors.ts";
+import { QmpConnectionError, QmpError } from "../qemu/qmp.ts";
 
 // biome-ignore lint: citty's generic command type
 type AnyCommand = CommandDef<any>;
@@ -15,18 +17,21 @@ export const EXAMPLES = new WeakMap<AnyCommand, string>();
 
 const stripAnsi = (s: string): string => s.replace(/\x1b\[[0-9;]*m/g, "");
 
-async function resolveChain(root: AnyCommand, argv: string[]): Promise<{ cmd: AnyCommand; parent?: AnyCommand; rest: string[] }> {
+/** The command the words name, its parent, the words left for it, and its full name ("qemu save"). */
+async function resolveChain(root: AnyCommand, argv: string[]): Promise<{ cmd: AnyCommand; parent?: AnyCommand; rest: string[]; path: string[] }> {
   let cmd = root;
   let parent: AnyCommand | undefined;
   let rest = argv;
+  const path: string[] = [];
   for (;;) {
     const subs = (await resolve(cmd.subCommands)) as Record<string, AnyCommand> | undefined;
-    if (!subs) return { cmd, parent, rest };
+    if (!subs) return { cmd, parent, rest, path };
     const i = rest.findIndex((a) => !a.startsWith("-"));
     const name = i >= 0 ? rest[i]! : undefined;
-    if (!name || !(name in subs)) return { cmd, parent, rest };
+    if (!name || !(name in subs)) return { cmd, parent, rest, path };
     parent = cmd;
     cmd = (await resolve(subs[name])) as AnyCommand;
+    path.push(name);
     rest = rest.slice(i + 1);
   }
 }
@@ -71,7 +76,19 @@ export async function usage(cmd: AnyCommand, parent?: AnyCommand): Promise<strin
 export function describeError(e: unknown): { message: string; code: number } {
   if (e instanceof OptionError || e instanceof CLIError) return { message: stripAnsi(e.message), code: 2 };
   if (e instanceof CancelledError) return { message: e.message, code: 130 };
-  if (e instanceof FormatError || e instanceof IntegrityError || e instanceof ChannelError || e instanceof SysError || e instanceof ShortIoError || e instanceof ArgumentError) return { message: e.message, code: 1 };
+  if (
+    e instanceof FormatError ||
+    e instanceof IntegrityError ||
+    e instanceof ChannelError ||
+    e instanceof SysError ||
+    e instanceof ShortIoError ||
+    e instanceof ArgumentError ||
+    e instanceof QemuDriveError ||
+    e instanceof QmpError ||
+    e instanceof QmpConnectionError
+  ) {
+    return { message: e.message, code: 1 };
+  }
   if (e instanceof Error) return { message: `${e.message} (internal error: please report it with the command you ran)`, code: 1 };
   return { message: String(e), code: 1 };
 }
@@ -82,16 +99,18 @@ export async function runCli(root: AnyCommand, argv: string[]): Promise<number> 
     console.log(meta?.version ?? "");
     return 0;
   }
-  const { cmd, parent, rest } = await resolveChain(root, argv);
-  const cmdName = (await resolve(cmd.meta))?.name ?? "";
+  const { cmd, parent, rest, path } = await resolveChain(root, argv);
+  const cmdName = path.join(" ");
   const where = cmd === root ? "ramsnap --help" : `ramsnap ${cmdName} --help`;
-  if (argv.includes("--help") || argv.includes("-h") || (cmd === root && argv.length === 0)) {
+  const hasSubcommands = Boolean(await resolve(cmd.subCommands));
+  if (argv.includes("--help") || argv.includes("-h") || (hasSubcommands && rest.length === 0)) {
     process.stdout.write(await usage(cmd, parent));
     return 0;
   }
   try {
-    if (cmd === root) {
-      throw new OptionError(`unknown command "${argv.find((a) => !a.startsWith("-")) ?? argv[0]}"`);
+    if (hasSubcommands) {
+      const word = rest.find((a) => !a.startsWith("-"));
+      throw new OptionError(word ? `unknown command "${word}"` : `unknown option ${rest[0]}`);
     }
     const bad = unknownFlags((await resolve(cmd.args)) ?? {}, rest);
     if (bad.length) throw new OptionError(`unknown option ${bad.join(", ")}`);
@@ -101,7 +120,7 @@ export async function runCli(root: AnyCommand, argv: string[]): Promise<number> 
   } catch (e) {
     const { message, code } = describeError(e);
     const hint = code === 2 ? ` (see '${where}')` : "";
-    process.stderr.write(`ramsnap${cmdName && cmd !== root ? ` ${cmdName}` : ""}: ${message}${hint}\n`);
+    process.stderr.write(`ramsnap${cmdName ? ` ${cmdName}` : ""}: ${message}${hint}\n`);
     if (process.env.RAMSNAP_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
     return code;
   }
