@@ -2,7 +2,7 @@ import { defineCommand } from "citty";
 import { inspectFile, type InspectReport } from "../inspect.ts";
 import { OptionError } from "../errors.ts";
 import { EXAMPLES } from "./run.ts";
-import { bytes, hex, parseSize, table } from "./text.ts";
+import { bytes, fields, hex, parseSize, table } from "./text.ts";
 
 export function offsetOption(text: string | undefined): number {
   if (text === undefined) return 0;
@@ -16,10 +16,10 @@ export function renderReport(r: InspectReport): string {
   const state = r.complete ? "complete" : "INCOMPLETE";
   out.push(`${r.file}: QEMU migration stream v${r.version}, ${r.ramFormat ?? "no RAM section"}, ${state}`);
   out.push(
-    table([
+    fields([
       ["machine", r.machineType ?? "(no configuration section)"],
       ["capabilities", r.capabilities.join(", ") || "(none)"],
-      ...(r.uuid ? [["uuid", r.uuid]] : []),
+      ...(r.uuid ? [["uuid", r.uuid] as [string, string]] : []),
       ["page size", String(r.pageSize)],
       ["stream offset", r.base ? `${r.base} (${hex(r.base)})` : "0"],
       ["file size", `${bytes(r.fileSize)} apparent, ${bytes(r.allocatedBytes)} allocated`],
@@ -41,14 +41,21 @@ export function renderReport(r: InspectReport): string {
     out.push(table([head, ...rows]));
   }
   out.push("", "Sections");
-  const rows = r.sections.map((s) => [
+  // A paused guest's save has many identical RAM PART sections (EOS only, one per iteration): fold them.
+  const folded: { s: (typeof r.sections)[number]; times: number }[] = [];
+  for (const s of r.sections) {
+    const prev = folded[folded.length - 1];
+    if (prev && s.type === "PART" && prev.s.type === "PART" && prev.s.id === s.id && prev.s.payloadSize === s.payloadSize) prev.times++;
+    else folded.push({ s, times: 1 });
+  }
+  const rows = folded.map(({ s, times }) => [
     hex(s.offset),
     s.type,
     s.type === "COMMAND" ? "" : String(s.id),
     s.type === "COMMAND" ? (s.command ?? "") : (s.idstr ?? ""),
     s.instance !== undefined ? `${s.instance}` : "",
     s.version !== undefined ? `v${s.version}` : "",
-    bytes(s.payloadSize),
+    times > 1 ? `${bytes(s.payloadSize)} x ${times}` : bytes(s.payloadSize),
     s.sizeFrom === "footer-scan" ? "(end found by footer scan)" : "",
   ]);
   out.push(table([["offset", "type", "id", "name", "inst", "ver", "payload", ""], ...rows]));

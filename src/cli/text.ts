@@ -13,6 +13,12 @@ export function bytes(n: number): string {
 
 export const hex = (n: number): string => `0x${n.toString(16)}`;
 
+/** "key  value" lines, keys padded to one width, values as they are. */
+export function fields(rows: [string, string][], indent = "  "): string {
+  const w = Math.max(...rows.map((r) => r[0].length));
+  return rows.map(([k, v]) => `${indent}${k.padEnd(w)}  ${v}`).join("\n");
+}
+
 /** Left-aligned columns; numeric-looking cells are right-aligned. */
 export function table(rows: string[][], indent = "  "): string {
   const widths: number[] = [];
