@@ -90,6 +90,13 @@ export function readManifest(path: string): Manifest {
   if (m?.format !== "ramsnap-sums" || m.version !== 1 || m.algorithm !== "xxh3-64" || m.extentBytes !== EXTENT_BYTES || !Array.isArray(m.blocks)) {
     throw new OptionError(`${path} is not a ramsnap manifest of a version this ramsnap reads`);
   }
+  // The rest is read without further checks: a damaged one must not get as far as a TypeError.
+  const ms = m.mainStream as unknown as Record<string, unknown> | null;
+  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  const shaped =
+    typeof ms === "object" && ms !== null && count(ms.bytes) && typeof ms.xxh3 === "string" &&
+    m.blocks.every((b) => typeof b === "object" && b !== null && typeof b.name === "string" && count(b.length) && Array.isArray(b.extents) && b.extents.every((e) => typeof e === "string"));
+  if (!shaped) throw new OptionError(`${path} is not a ramsnap manifest: its main stream or block list is malformed`);
   return m;
 }
 

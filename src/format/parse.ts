@@ -113,6 +113,8 @@ export interface ParseOptions {
 
 const MAX_MACHINE_NAME = 256;
 const MAX_CAPABILITIES = 64;
+/** 2^28 pages: 1 TiB of 4 KiB pages in one classic block (its page map then takes 2 GiB; see pages.ts). */
+const MAX_CLASSIC_PAGES = 2 ** 28;
 
 export function parseStream(source: ByteSource, options: ParseOptions = {}): StreamInfo {
   return new StreamParser(source, options).run();
@@ -352,17 +354,15 @@ class StreamParser {
       if (r.peek(1, "a RAM block name")[0] === 0) {
         throw r.error(`expected another RAM block: the blocks so far add up to ${sum} bytes, less than the total of ${total} announced at offset ${at}`);
       }
-      const block = this.ramBlockEntry();
+      const block = this.ramBlockEntry(sum, total, at);
       sum += block.length;
-      if (sum > total) {
-        throw r.error(`RAM blocks add up to ${sum} bytes, more than the total of ${total} announced at offset ${at}`, block.entryOffset);
-      }
     }
     if (this.mappedRam) this.expectEos("the RAM START section");
     else this.classicPages();
   }
 
-  ramBlockEntry(): RamBlockInfo {
+  /** One entry of the block list; `sum` is what the entries before it add up to, of the `total` announced at `totalAt`. */
+  ramBlockEntry(sum: number, total: number, totalAt: number): RamBlockInfo {
     const { r, info } = this;
     const entryOffset = r.position;
     const name = r.str8("a RAM block name");
@@ -370,7 +370,15 @@ class StreamParser {
     if (name.length === 0) throw r.error("a RAM block has an empty name", entryOffset);
     if (info.blocks.some((b) => b.name === name)) throw r.error(`RAM block ${name} is listed twice`, entryOffset);
     if (length % info.pageSize !== 0) throw r.error(`RAM block ${name}: length ${length} is not a multiple of the page size ${info.pageSize}`, r.position - 8);
+    // Checked before anything is sized by the length (a classic block's page states are allocated below).
+    if (sum + length > total) {
+      throw r.error(`RAM blocks add up to ${sum + length} bytes, more than the total of ${total} announced at offset ${totalAt}`, entryOffset);
+    }
     const pages = length / info.pageSize;
+    // A classic block's page states are kept per page; past this a corrupt length would exhaust memory first.
+    if (!this.mappedRam && pages > MAX_CLASSIC_PAGES) {
+      throw r.error(`RAM block ${name}: ${length} bytes is more than ramsnap reads in a classic stream (${MAX_CLASSIC_PAGES * info.pageSize} bytes)`, entryOffset);
+    }
     const block: RamBlockInfo = { name, length, pages, entryOffset, present: 0, zero: 0, absent: pages };
     if (this.ignoreShared) block.gpa = r.be64(`the guest address of RAM block ${name}`);
     info.blocks.push(block);
