@@ -1,0 +1,156 @@
+// A short, deterministic fuzz campaign over inspect, verify and restore (issue 6), on a corpus made here:
+// QEMU 10 saves of a small guest (mapped-ram and classic) and files ramsnap wrote, with and without a
+// manifest. test/helpers/fuzz.ts has the mutators and the per-case checks; `bun scripts/fuzz.ts` runs the
+// long campaign. Also here: a few mutated files through the CLI as a process (errors are one line, no
+// stack), and the harness's own self-test (a planted TypeError, hang, crash, slow case and stray file must
+// each be reported, so a green run means something).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { inspectFile } from "../src/inspect.ts";
+import { verify } from "../src/verify.ts";
+import { analyzeSeed, classify, formatFailure, formatStats, makeCorpus, materializeCase, mutationFor, runCampaign, seedOf, type CampaignStats, type Seed, type SeedSpec } from "./helpers/fuzz.ts";
+import { requireQemu, stopAllGuests } from "./helpers/qemu.ts";
+import { scratchDir } from "./helpers/scratch.ts";
+
+const MAIN = `${import.meta.dir}/../src/cli/main.ts`;
+const CAMPAIGN = 20261126;
+const CASES = 1000; // about 35 s on this 2-vCPU machine; scripts/fuzz.ts runs the long campaigns
+const work = scratchDir("ramsnap-fuzz", "/dev/shm");
+afterAll(async () => {
+  await stopAllGuests();
+  work.cleanup();
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function ramsnap(...args: string[]): Promise<Run> {
+  const env: Record<string, string> = { ...(process.env as Record<string, string>), NO_COLOR: "1" };
+  delete env.RAMSNAP_DEBUG;
+  delete env.RAMSNAP_TEST_FAULTS;
+  const p = Bun.spawn([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env });
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { code, stdout, stderr };
+}
+
+function report(stats: CampaignStats): string {
+  return `${formatStats(stats)}\n${stats.failures.map((f) => formatFailure(f, CAMPAIGN)).join("\n")}`;
+}
+
+describe.skipIf(!requireQemu())("fuzzing inspect, verify and restore", () => {
+  let specs: SeedSpec[] = [];
+  let seeds: Seed[] = [];
+
+  beforeAll(async () => {
+    specs = await makeCorpus(join(work.path, "corpus"));
+    seeds = specs.map((s, k) => analyzeSeed(s, k));
+  }, 60_000);
+
+  test("the corpus: QEMU and ramsnap files, mapped-ram and classic, with structure to aim at", () => {
+    expect(specs.map((s) => s.name)).toEqual(["qemu-mapped", "qemu-classic", "ramsnap", "ramsnap-sums", "ramsnap-like", "ramsnap-classic"]);
+    const kinds = (s: Seed) => new Set(s.fields.map((f) => f.kind));
+    for (const s of seeds) {
+      expect(inspectFile(s.path).complete).toBe(true);
+      for (const k of ["magic", "version", "length", "tag", "eof"]) expect(kinds(s).has(k as never)).toBe(true);
+    }
+    const mapped = seeds.find((s) => s.name === "qemu-mapped")!;
+    for (const k of ["offset", "bitmap", "page", "json", "id", "ram-word"]) expect(kinds(mapped).has(k as never)).toBe(true);
+    expect(seeds.find((s) => s.name === "qemu-classic")!.fields.some((f) => f.kind === "ram-word" && f.label.includes("record"))).toBe(true);
+    expect(seeds.filter((s) => s.manifest).map((s) => s.name)).toEqual(["ramsnap-sums", "ramsnap-like"]);
+    // mutations are reproducible: the same case gives the same steps
+    expect(mutationFor(mapped, CAMPAIGN, 77)).toEqual(mutationFor(mapped, CAMPAIGN, 77));
+  });
+
+  test(
+    `${CASES} cases: no crash, no hang, no write outside the target, every failure a clean error`,
+    async () => {
+      const stats = await runCampaign({ seeds: specs, workRoot: join(work.path, "campaign"), campaign: CAMPAIGN, cases: CASES, jobs: 2, restoreFraction: 0.1, caseLimitMs: 5000 });
+      console.log(formatStats(stats));
+      expect(report(stats)).toBe(report({ ...stats, failures: [] }));
+      expect(stats.cases).toBe(CASES);
+      // the mutations reach both sides: files that still parse and files that do not
+      expect(stats.outcomes.inspect.ok).toBeGreaterThan(CASES / 10);
+      expect(stats.outcomes.inspect.FormatError).toBeGreaterThan(CASES / 3);
+      expect(stats.outcomes.verify.ok).toBeGreaterThan(0);
+      expect(stats.restores).toBeGreaterThan(CASES / 20);
+      expect(stats.outcomes.restore.ok).toBeGreaterThan(seeds.length / 2);
+      expect(stats.outcomes.restore.FormatError).toBeGreaterThan(0);
+    },
+    110_000,
+  );
+
+  test("through the CLI as a process: every failure one line, no stack, the exit status the library implies", async () => {
+    const dir = join(work.path, "cli");
+    mkdirSync(dir);
+    const picked: { i: number; path: string; fails: boolean }[] = [];
+    let failing = 0;
+    let passing = 0;
+    for (let i = seeds.length; i < 400 && (failing < 5 || passing < 2); i++) {
+      const { seed, mutationCase } = seedOf(seeds, CAMPAIGN, i);
+      const { path } = materializeCase(seed, CAMPAIGN, mutationCase, join(dir, `c${i}`));
+      let fails = false;
+      try {
+        verify({ path });
+      } catch (e) {
+        expect(classify(e).clean).toBe(true);
+        fails = true;
+      }
+      if (fails ? failing++ < 5 : passing++ < 2) picked.push({ i, path, fails });
+    }
+    expect(picked.filter((p) => p.fails)).toHaveLength(5);
+    for (const { i, path, fails } of picked) {
+      for (const command of ["inspect", "verify"]) {
+        const r = await ramsnap(command, path);
+        const what = `case ${i}, ramsnap ${command}: exit ${r.code}, stderr ${JSON.stringify(r.stderr)}`;
+        if (r.code === 0) {
+          expect(fails, what).toBe(false);
+          expect(r.stderr, what).toBe("");
+          continue;
+        }
+        if (command === "verify" && !fails) expect(r.code, what).toBe(1); // a manifest mismatch: a report, exit 1
+        else {
+          expect(fails, what).toBe(true);
+          expect([1, 2], what).toContain(r.code);
+          expect(r.stdout, what).toBe("");
+          expect(r.stderr.endsWith("\n"), what).toBe(true);
+          expect(r.stderr.trimEnd().split("\n"), what).toHaveLength(1);
+          expect(r.stderr.startsWith(`ramsnap ${command}: `), what).toBe(true);
+          expect(r.stderr, what).not.toContain("    at ");
+          expect(r.stderr, what).not.toContain("internal error");
+        }
+      }
+    }
+  }, 60_000);
+
+  describe("the harness reports what it must", () => {
+    // One small seed (ramsnap's own save), a dozen cases, the misbehaviour planted in case 7.
+    const selfTest = (kind: string, limits: { caseLimitMs?: number; hangMs?: number } = {}) =>
+      runCampaign({ seeds: specs.filter((s) => s.name === "ramsnap"), workRoot: join(work.path, `self-${kind}`), campaign: CAMPAIGN, cases: 12, jobs: 1, restoreFraction: 0.2, selfTest: `${kind}@7`, ...limits });
+
+    test("a TypeError, a crash (SIGSEGV), a stray file, a slow case and a hang are each caught in their case, and the campaign goes on", async () => {
+      const [typeError, crash, stray, slow, hang] = await Promise.all([
+        selfTest("type-error"),
+        selfTest("crash"),
+        selfTest("stray-file"),
+        selfTest("slow", { caseLimitMs: 3000 }),
+        selfTest("hang", { caseLimitMs: 3000, hangMs: 6000 }),
+      ]);
+      const kinds = (s: CampaignStats) => s.failures.map((f) => `${f.case}:${f.kind}${f.op ? `:${f.op}` : ""}`);
+      expect(kinds(typeError)).toEqual(["7:unclean-error:inspect"]);
+      expect(typeError.failures[0]!.detail).toContain("TypeError");
+      expect(kinds(crash)).toEqual(["7:crash"]);
+      expect(crash.failures[0]!.detail).toContain("SIGSEGV");
+      expect(kinds(stray)).toEqual(["7:wrote-outside"]);
+      expect(stray.failures[0]!.detail).toContain("stray appeared");
+      expect(kinds(slow)).toEqual(["7:slow"]);
+      expect(kinds(hang)).toEqual(["7:hang"]);
+      for (const s of [typeError, crash, stray, slow, hang]) expect(s.cases).toBe(12);
+      expect(crash.respawns).toBe(1);
+      expect(hang.respawns).toBe(1);
+    }, 60_000);
+  });
+});
