@@ -7,25 +7,12 @@ import { join } from "node:path";
 import { doctor } from "../src/doctor.ts";
 import { OptionError } from "../src/errors.ts";
 import { MiB, requireDirectIo, scratchDir } from "./helpers/scratch.ts";
+import { ramsnap } from "./helpers/cli.ts";
 
-const MAIN = `${import.meta.dir}/../src/cli/main.ts`;
 const disk = scratchDir("ramsnap-doctor");
 const direct = requireDirectIo(disk.path);
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-async function ramsnap(...args: string[]): Promise<Run> {
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), NO_COLOR: "1" };
-  delete env.RAMSNAP_DEBUG;
-  delete env.RAMSNAP_TEST_FAULTS;
-  const p = Bun.spawn([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env });
-  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  return { code, stdout, stderr };
-}
 
 /** Mounts a file system of `type` on a fresh folder under the scratch dir; null (after a loud warning) when not root, outside CI. */
 async function mount(type: "tmpfs" | "ramfs", options?: string): Promise<string | null> {

@@ -15,26 +15,14 @@ import { clearBit, copy, flipByte, overwrite, readRange, truncatedCopy } from ".
 import { makePattern, type MigrateOptions, migrateToFile, requireQemu, shmBytes, startGuest, stopAllGuests } from "./helpers/qemu.ts";
 import { MiB, PAGE, requireDirectIo, scratchDir, type Scratch } from "./helpers/scratch.ts";
 import { ClassicBuilder, TIMER_DEVICE, TIMER_PAYLOAD_SIZE } from "./helpers/streams.ts";
+import { ramsnap, type Run } from "./helpers/cli.ts";
 
 const RAM_MIB = 64;
 const RAM_PAGES = (RAM_MIB * MiB) / PAGE;
-const MAIN = `${import.meta.dir}/../src/cli/main.ts`;
 const PATTERN = makePattern(RAM_MIB * MiB, { seed: 77, kind: "scattered", nonZeroFraction: 0.5 });
 const qtest = (name: string, fn: () => Promise<void> | void) => test(name, fn, 60_000);
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-async function ramsnap(...args: string[]): Promise<Run> {
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), NO_COLOR: "1" };
-  delete env.RAMSNAP_DEBUG;
-  const p = Bun.spawn([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env });
-  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  return { code, stdout, stderr };
-}
 
 /** A failure as a user sees it: one line on stderr, prefixed by the command, no stack, nothing on stdout. */
 function expectOneLineError(r: Run, command: string, code: number, pattern: RegExp): void {

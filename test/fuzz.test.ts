@@ -12,8 +12,8 @@ import { verify } from "../src/verify.ts";
 import { analyzeSeed, classify, formatFailure, formatStats, makeCorpus, materializeCase, mutationFor, runCampaign, seedOf, type CampaignStats, type Seed, type SeedSpec } from "./helpers/fuzz.ts";
 import { requireQemu, stopAllGuests } from "./helpers/qemu.ts";
 import { scratchDir } from "./helpers/scratch.ts";
+import { ramsnap } from "./helpers/cli.ts";
 
-const MAIN = `${import.meta.dir}/../src/cli/main.ts`;
 const CAMPAIGN = 20261126;
 const CASES = 1000; // about 35 s on this 2-vCPU machine; scripts/fuzz.ts runs the long campaigns
 const work = scratchDir("ramsnap-fuzz", "/dev/shm");
@@ -22,20 +22,7 @@ afterAll(async () => {
   work.cleanup();
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-async function ramsnap(...args: string[]): Promise<Run> {
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), NO_COLOR: "1" };
-  delete env.RAMSNAP_DEBUG;
-  delete env.RAMSNAP_TEST_FAULTS;
-  const p = Bun.spawn([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env });
-  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  return { code, stdout, stderr };
-}
 
 function report(stats: CampaignStats): string {
   return `${formatStats(stats)}\n${stats.failures.map((f) => formatFailure(f, CAMPAIGN)).join("\n")}`;

@@ -10,8 +10,8 @@ import { save } from "../src/save.ts";
 import { flipByte, readRange } from "./helpers/corrupt.ts";
 import { makePattern, migrateToFile, requireQemu, shmBytes, startGuest, stopAllGuests } from "./helpers/qemu.ts";
 import { MiB, PAGE, readBytes, sameFiles, scratchDir, writeImage } from "./helpers/scratch.ts";
+import { ramsnap, type Run } from "./helpers/cli.ts";
 
-const MAIN = `${import.meta.dir}/../src/cli/main.ts`;
 const EXTENT = MiB;
 const disk = scratchDir("ramsnap-sums");
 const shm = scratchDir("ramsnap-sums", "/dev/shm");
@@ -21,20 +21,7 @@ afterAll(async () => {
   shm.cleanup();
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-async function ramsnap(...args: string[]): Promise<Run> {
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), NO_COLOR: "1" };
-  delete env.RAMSNAP_DEBUG;
-  delete env.RAMSNAP_TEST_FAULTS;
-  const p = Bun.spawn([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env });
-  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  return { code, stdout, stderr };
-}
 
 async function ok(...args: string[]): Promise<Run> {
   const r = await ramsnap(...args);

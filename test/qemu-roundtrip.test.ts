@@ -27,10 +27,10 @@ import {
   stopAllGuests,
 } from "./helpers/qemu.ts";
 import { firstDifference, MiB, PAGE, requireDirectIo, scratchDir, type Scratch } from "./helpers/scratch.ts";
+import { ramsnap, type Run } from "./helpers/cli.ts";
 
 const RAM_MIB = 64;
 const RAM_PAGES = (RAM_MIB * MiB) / PAGE;
-const MAIN = `${import.meta.dir}/../src/cli/main.ts`;
 const VRAM = "0000:00:01.0/vga.vram";
 /** Each test starts a few TCG guests; bunfig's timeout does not reach these, so it is given here. */
 const qtest = (name: string, fn: () => Promise<void>) => test(name, fn, 60_000);
@@ -45,19 +45,7 @@ const CLASSIC: MigrateOptions = { mappedRam: false };
 
 // ---- helpers --------------------------------------------------------------------------------------
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-async function ramsnap(...args: string[]): Promise<Run> {
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), NO_COLOR: "1" };
-  delete env.RAMSNAP_DEBUG;
-  const p = Bun.spawn([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env });
-  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  return { code, stdout, stderr };
-}
 
 /** Runs the CLI and expects success; returns its JSON output. */
 async function ramsnapJson(...args: string[]): Promise<any> {
