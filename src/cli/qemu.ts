@@ -32,13 +32,15 @@ function required(args: CommonArgs): { socket: string; file: string } {
   return { socket: args.qmp, file: args.file };
 }
 
-/** One line redrawn in place on stderr, at most ten times a second. */
+/** One line redrawn in place on stderr, at most ten times a second, and always once at the end. */
 function progressLine(enabled: boolean): { update: (p: MigrationProgress) => void; done: () => void } {
   let last = 0;
   let drawn = false;
   const update = (p: MigrationProgress) => {
     const now = performance.now();
-    if (!enabled || now - last < 100) return;
+    // The last report is always drawn: a save shorter than one redraw interval still ends on its numbers.
+    const final = p.status === "completed" || p.status === "failed" || p.status === "cancelled";
+    if (!enabled || (now - last < 100 && !final)) return;
     last = now;
     let line: string;
     if (p.totalBytes !== undefined && p.remainingBytes !== undefined) {
