@@ -323,6 +323,27 @@ export function pwritev(fd: number, iov: IoVec, offset: number, o: IoOptions = {
   return vectorIo("pwritev", fd, iov, offset, o);
 }
 
+/**
+ * Fills every vector from consecutive file bytes at `offset`, any number of vectors (IOV_MAX at a time);
+ * a short read resumes inside the vector it stopped in, and end of file is a ShortIoError.
+ */
+export function preadvFull(fd: number, iov: IoVec, offset: number, o: IoOptions = {}): void {
+  let expected = 0;
+  for (const [, len] of iov) expected += count("preadv", "length", len);
+  let rest: [number, number][] = iov.map(([p, len]) => [p, len]);
+  let at = offset;
+  while (rest.length > 0) {
+    const n = vectorIo("preadv", fd, rest.slice(0, IOV_MAX), at, o);
+    if (n === 0) throw new ShortIoError("preadv", o.path, offset, expected, at - offset);
+    at += n;
+    let left = n;
+    let k = 0;
+    while (k < rest.length && left >= rest[k]![1]) left -= rest[k++]![1];
+    rest = rest.slice(k);
+    if (left > 0) rest[0] = [rest[0]![0] + left, rest[0]![1] - left];
+  }
+}
+
 // ---- memory ------------------------------------------------------------------------------------
 
 /** Aligned native memory; the caller owns it and must free() it exactly once. */

@@ -281,6 +281,32 @@ describe("positional I/O", () => {
     });
   });
 
+  test("preadvFull: more vectors than IOV_MAX, one scratch page taking every other page, with and without O_DIRECT", () => {
+    const pages = 2 * libc.IOV_MAX + 50;
+    const file = path("vec-full.bin");
+    writeFileSync(file, Uint8Array.from({ length: pages * 4096 }, (_, i) => (Math.floor(i / 4096) * 13 + 1) & 0xff));
+    for (const flags of [0, libc.O_DIRECT]) {
+      const fd = libc.open(file, libc.O_RDONLY | flags);
+      const dst = new libc.AlignedBuffer(pages * 4096);
+      const scratch = new libc.AlignedBuffer(4096);
+      try {
+        dst.view.fill(0xee);
+        // even pages into their place, odd ones all into the same scratch page: pages vectors in all
+        const iov = Array.from({ length: pages }, (_, p) => [p % 2 ? scratch.ptr : dst.ptr + p * 4096, 4096] as const);
+        libc.preadvFull(fd, iov, 0, { path: file, align: flags ? 4096 : undefined });
+        for (let p = 0; p < pages; p++) expect(dst.view[p * 4096 + 4095]).toBe(p % 2 ? 0xee : (p * 13 + 1) & 0xff);
+        expect(scratch.view[0]).toBe(((pages - 1) * 13 + 1) & 0xff); // the last odd page went there last
+        const e = catchError(() => libc.preadvFull(fd, [[dst.ptr, 4096], [dst.ptr + 4096, 8192]], (pages - 2) * 4096, { path: file }));
+        expect(e).toBeInstanceOf(ShortIoError);
+        expect((e as ShortIoError).message).toBe(`preadv ${file}: only 8192 of 12288 bytes at offset ${(pages - 2) * 4096}`);
+      } finally {
+        dst.free();
+        scratch.free();
+        libc.close(fd);
+      }
+    }
+  });
+
   test("preadFull past the end of the file is a ShortIoError with what it got", () => {
     withFile("short.bin", (fd, buf, file) => {
       const e = catchError(() => libc.preadFull(fd, buf.ptr, 8192, 12288, { path: file }));

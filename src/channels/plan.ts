@@ -2,7 +2,8 @@
 // so the number of calls matters more than the bytes: QEMU writes one call per run of non-zero pages and
 // spends most of a scattered save waiting. ramsnap bridges short gaps of absent pages, moving them along
 // with their neighbours; the bitmap, not the slot contents, decides what a loader takes, so the file
-// stays exactly as valid (bridged slots hold zeros on save, and are zeroed again on restore).
+// stays exactly as valid (bridged slots hold zeros on save; on restore they are read into a scratch buffer,
+// never into the target).
 
 export interface Run {
   /** First page, relative to the block. */
