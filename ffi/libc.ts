@@ -15,6 +15,7 @@ const lib = dlopen("libc.so.6", {
   pwrite: { args: ["i32", "ptr", "u64", "i64"], returns: i64f },
   preadv: { args: ["i32", "ptr", "i32", "i64"], returns: i64f },
   pwritev: { args: ["i32", "ptr", "i32", "i64"], returns: i64f },
+  lseek: { args: ["i32", "i64", "i32"], returns: i64f },
   posix_memalign: { args: ["ptr", "u64", "u64"], returns: "i32" },
   free: { args: ["ptr"], returns: "void" },
   mmap: { args: ["ptr", "u64", "i32", "i32", "i32", "i64"], returns: "ptr" },
@@ -342,6 +343,34 @@ export function preadvFull(fd: number, iov: IoVec, offset: number, o: IoOptions 
     rest = rest.slice(k);
     if (left > 0) rest[0] = [rest[0]![0] + left, rest[0]![1] - left];
   }
+}
+
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+const ENXIO = 6;
+
+function seek(call: "lseek(SEEK_DATA)" | "lseek(SEEK_HOLE)", whence: number, fd: number, offset: number, path: string | undefined): number | null {
+  fdArg(call, fd);
+  count(call, "offset", offset);
+  injected("lseek", path);
+  const n = Number(c.lseek(fd, offset, whence));
+  if (n >= 0) return n;
+  if (errno() === ENXIO) return null;
+  fail(call, path);
+}
+
+/**
+ * Where the file's next data starts at or after `offset`, or null when only a hole follows up to the end
+ * of the file (or `offset` is past it). File systems that do not track holes report the whole file as
+ * data. Moves the descriptor's file position, which positional I/O never uses.
+ */
+export function seekData(fd: number, offset: number, path?: string): number | null {
+  return seek("lseek(SEEK_DATA)", SEEK_DATA, fd, offset, path);
+}
+
+/** Where the next hole starts at or after `offset` (the end of the file counts as one); null past the end. */
+export function seekHole(fd: number, offset: number, path?: string): number | null {
+  return seek("lseek(SEEK_HOLE)", SEEK_HOLE, fd, offset, path);
 }
 
 // ---- memory ------------------------------------------------------------------------------------

@@ -69,6 +69,8 @@ export interface SaveResult {
   manifest?: string;
   /** Page bytes written (present pages plus bridged gaps). */
   writtenBytes: number;
+  /** Source bytes that were holes in their files (never-touched guest RAM): known zero, not read. */
+  sourceHoleBytes: number;
   ioCalls: number;
   pagesPresent: number;
   pagesZero: number;
@@ -165,6 +167,7 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
       ...(manifest ? { manifest } : {}),
       totalBytes,
       writtenBytes: stats.ioBytes,
+      sourceHoleBytes: stats.holeBytes,
       ioCalls: stats.ioCalls,
       pagesPresent: stats.present,
       pagesZero: blocks.reduce((s, b) => s + b.zero, 0),

@@ -18,6 +18,8 @@ export interface TransferStats {
   ioBytes: number;
   ioCalls: number;
   present: number;
+  /** Save: source bytes skipped as holes (never-touched guest RAM), not read. */
+  holeBytes: number;
 }
 
 export interface Chunk {
@@ -58,7 +60,7 @@ export async function runJobs<J extends AnyJob>(
   hashes?: ExtentHashes,
 ): Promise<TransferStats> {
   const t0 = performance.now();
-  const stats: TransferStats = { ioBytes: 0, ioCalls: 0, present: 0 };
+  const stats: TransferStats = { ioBytes: 0, ioCalls: 0, present: 0, holeBytes: 0 };
   let doneBytes = 0;
   await pool.run(
     jobs,
@@ -73,6 +75,7 @@ export async function runJobs<J extends AnyJob>(
       stats.ioBytes += d.ioBytes;
       stats.ioCalls += d.ioCalls;
       stats.present += d.present;
+      stats.holeBytes += d.holeBytes ?? 0;
       onProgress?.({ doneBytes, totalBytes, ioBytes: stats.ioBytes, seconds: (performance.now() - t0) / 1000 });
     },
     signal,

@@ -307,6 +307,30 @@ describe("positional I/O", () => {
     }
   });
 
+  test("seekData/seekHole map a sparse file on ext4 and on tmpfs; past the end is null; bad offsets are refused", () => {
+    for (const dir of [path(""), "/dev/shm"]) {
+      const file = join(dir, `sparse-${process.pid}.bin`);
+      const fd = libc.open(file, libc.O_RDWR | libc.O_CREAT | libc.O_TRUNC, 0o600);
+      const page = new libc.AlignedBuffer(4096);
+      try {
+        page.view.fill(1);
+        libc.ftruncate(fd, 1024 * 1024);
+        libc.pwriteFull(fd, page.ptr, 4096, 256 * 1024);
+        expect(libc.seekData(fd, 0, file)).toBe(256 * 1024);
+        expect(libc.seekHole(fd, 256 * 1024, file)).toBe(256 * 1024 + 4096);
+        expect(libc.seekData(fd, 256 * 1024 + 4096, file)).toBeNull(); // only a hole up to the end
+        expect(libc.seekHole(fd, 512 * 1024, file)).toBe(512 * 1024); // inside a hole
+        expect(libc.seekHole(fd, 2 * 1024 * 1024, file)).toBeNull(); // past the end
+        expect(() => libc.seekData(fd, Number.NaN, file)).toThrow(ArgumentError);
+        expect(() => libc.seekHole(-1, 0, file)).toThrow(ArgumentError);
+      } finally {
+        page.free();
+        libc.close(fd);
+        rmSync(file);
+      }
+    }
+  });
+
   test("preadFull past the end of the file is a ShortIoError with what it got", () => {
     withFile("short.bin", (fd, buf, file) => {
       const e = catchError(() => libc.preadFull(fd, buf.ptr, 8192, 12288, { path: file }));

@@ -189,6 +189,68 @@ describe("zero and dense blocks", () => {
   });
 });
 
+describe("sources with holes (never-touched guest RAM)", () => {
+  /**
+   * A 64 MiB image that is mostly holes: single pages at chunk edges, a 3 MiB run straddling a chunk
+   * boundary at an odd page, the last page; the same bytes written out in full beside it.
+   */
+  function sparseAndFull(dir: string, name: string): { sparse: string; full: string; pages: number[] } {
+    const size = 64 * MiB;
+    const sparse = `${dir}/${++serial}-${name}.sparse`;
+    const full = `${dir}/${++serial}-${name}.full`;
+    const pages = [0, 5, CHUNK_PAGES - 1, CHUNK_PAGES, 3 * CHUNK_PAGES + 7, size / PAGE - 1];
+    const runFirst = 4 * CHUNK_PAGES - 301;
+    for (let p = runFirst; p < runFirst + (3 * MiB) / PAGE; p++) pages.push(p);
+    const bytes = new Uint8Array(size);
+    for (const p of pages) bytes.fill((p % 251) + 1, p * PAGE, (p + 1) * PAGE);
+    writeFileSync(full, bytes);
+    const fd = libc.open(sparse, libc.O_WRONLY | libc.O_CREAT, 0o600);
+    try {
+      libc.ftruncate(fd, size);
+      for (const p of pages) libc.pwriteFull(fd, libc.addressOf(bytes.subarray(p * PAGE)), PAGE, p * PAGE);
+    } finally {
+      libc.close(fd);
+    }
+    return { sparse, full, pages };
+  }
+
+  for (const where of ["/dev/shm", "ext4"] as const) {
+    test(`${where}: holes are not read, and the file is byte for byte the one the full image gives`, async () => {
+      const { sparse, full, pages } = sparseAndFull(where === "ext4" ? disk.path : shm.path, "holes");
+      expect(libc.statx(sparse).allocated).toBeLessThan(8 * MiB); // really sparse
+      const a = await save({ path: onDisk("holes-sparse.ram"), blocks: [{ name: "ram0", path: sparse }], channels: 2, directIo: direct });
+      const b = await save({ path: onDisk("holes-full.ram"), blocks: [{ name: "ram0", path: full }], channels: 2, directIo: direct });
+      expect(b.sourceHoleBytes).toBe(0); // written out in full: no holes
+      // Everything but the data pages (and pages sharing a file system block with them) was skipped.
+      expect(a.sourceHoleBytes).toBeGreaterThan(64 * MiB - pages.length * PAGE - 64 * KiB);
+      expect(a.sourceHoleBytes).toBeLessThanOrEqual(64 * MiB - pages.length * PAGE);
+      expect([a.pagesPresent, a.writtenBytes, a.ioCalls]).toEqual([b.pagesPresent, b.writtenBytes, b.ioCalls]);
+      expect(a.pagesPresent).toBe(pages.length);
+      expect(await sameFiles(a.file, b.file)).toBeNull();
+      const out = inShm("holes.out");
+      await restore({ path: a.file, blocks: [{ name: "ram0", path: out }], channels: 2, directIo: direct });
+      expect(await sameFiles(full, out)).toBeNull();
+    });
+  }
+
+  test("with zero-page detection off every page is written, holes included", async () => {
+    const { sparse, full } = sparseAndFull(shm.path, "nozero");
+    const a = await save({ path: onDisk("nozero.ram"), blocks: [{ name: "ram0", path: sparse }], channels: 2, directIo: direct, zeroPageDetection: false });
+    expect([a.sourceHoleBytes, a.pagesPresent, a.writtenBytes]).toEqual([0, (64 * MiB) / PAGE, 64 * MiB]);
+    const out = inShm("nozero.out");
+    await restore({ path: a.file, blocks: [{ name: "ram0", path: out }], channels: 2, directIo: direct });
+    expect(await sameFiles(full, out)).toBeNull();
+  });
+
+  test("the manifest of a sparse source equals the full image's", async () => {
+    const { sparse, full } = sparseAndFull(shm.path, "manifest");
+    const a = await save({ path: onDisk("m-sparse.ram"), blocks: [{ name: "ram0", path: sparse }], channels: 2, manifest: true });
+    const b = await save({ path: onDisk("m-full.ram"), blocks: [{ name: "ram0", path: full }], channels: 2, manifest: true });
+    const extents = (f: string) => JSON.parse(readFileSync(`${f}.sums`, "utf8")).blocks;
+    expect(extents(a.file)).toEqual(extents(b.file));
+  });
+});
+
 describe("offset", () => {
   const img = image("offset.raw", 6 * MiB, { kind: "scattered", seed: 21, nonZero: 0.3 });
   for (const offset of [4096, MiB + 5]) {

@@ -77,6 +77,8 @@ export interface JobDone {
   ioBytes: number;
   ioCalls: number;
   present: number;
+  /** Save: bytes of a file source that were holes, skipped rather than read. */
+  holeBytes?: number;
   /** With hashExtents: the xxh3 of each extent of the chunk, in order. */
   hashes?: string[];
 }

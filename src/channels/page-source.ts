@@ -19,18 +19,69 @@ export interface LoadedPages {
   base: number;
   /** Page-aligned, so direct I/O can write from it. */
   aligned: boolean;
-  /** For scattered sources: whether the source holds page i at all. */
+  /** False for a page known to be no data (zeros there); such a page is absent from the file. */
   exists?: (i: number) => boolean;
+  /** Bytes of the chunk that were holes in a file source, not read. */
+  holeBytes?: number;
 }
 
-/** The chunk's `pages` pages at an address; files are read into the buffer `bounce(len)` returns. */
-export function loadPages(src: PageSource, pages: number, ps: number, bounce: (len: number) => libc.AlignedBuffer): LoadedPages {
+/** A chunk with more data/hole boundaries than this is read whole: the seeks would cost more than the read. */
+const MAX_DATA_RANGES = 64;
+
+/**
+ * The page ranges [first, end) of a file chunk that hold data, from the file system's hole map
+ * (SEEK_DATA/SEEK_HOLE); null when the whole chunk is data, or too fragmented to be worth it. A guest's
+ * never-touched RAM is holes in its memory backend: reading them would copy zeros only to find them zero.
+ */
+function dataPages(fd: number, path: string, offset: number, pages: number, ps: number): [number, number][] | null {
+  const end = offset + pages * ps;
+  const firstHole = libc.seekHole(fd, offset, path);
+  if (firstHole === null || firstHole >= end) return null; // all data (or the file shrank: the read will say so)
+  // The end of the file counts as a hole: a source that shrank must fail on its read, not pass for zeros.
+  if (libc.fstatx(fd, path).size < end) return null;
+  const ranges: [number, number][] = [];
+  for (let at = offset; at < end; ) {
+    const data = libc.seekData(fd, at, path);
+    if (data === null || data >= end) break;
+    const hole = Math.min(libc.seekHole(fd, data, path) ?? end, end);
+    // Rounded out to whole pages: a file system with blocks smaller than a page reads a few zeros more.
+    const first = Math.floor((data - offset) / ps);
+    const stop = Math.ceil((hole - offset) / ps);
+    if (ranges.length > 0 && ranges[ranges.length - 1]![1] >= first) ranges[ranges.length - 1]![1] = stop;
+    else ranges.push([first, stop]);
+    if (ranges.length > MAX_DATA_RANGES) return null;
+    at = hole;
+  }
+  return ranges;
+}
+
+/**
+ * The chunk's `pages` pages at an address; files are read into the buffer `bounce(len)` returns. With
+ * `skipHoles`, holes of a file source are not read: their pages are zeros in the buffer and marked as
+ * not existing (only right when zero pages are left out of the file anyway).
+ */
+export function loadPages(src: PageSource, pages: number, ps: number, bounce: (len: number) => libc.AlignedBuffer, skipHoles = false): LoadedPages {
   const len = pages * ps;
   if (src.kind === "memory") return { base: src.addr, aligned: src.aligned };
   const b = bounce(len);
   if (src.kind === "file") {
-    readSource(src.fd, src.path, b.ptr, len, src.offset);
-    return { base: b.ptr, aligned: true };
+    const data = skipHoles ? dataPages(src.fd, src.path, src.offset, pages, ps) : null;
+    if (!data) {
+      readSource(src.fd, src.path, b.ptr, len, src.offset);
+      return { base: b.ptr, aligned: true };
+    }
+    // Zeros where the holes are, so bridged gaps and manifest hashes see what a loader sees.
+    const inData = new Uint8Array(pages);
+    let at = 0;
+    for (const [first, stop] of data) {
+      if (first > at) libc.memset(b.ptr + at * ps, 0, (first - at) * ps);
+      readSource(src.fd, src.path, b.ptr + first * ps, (stop - first) * ps, src.offset + first * ps);
+      inData.fill(1, first, stop);
+      at = stop;
+    }
+    if (at < pages) libc.memset(b.ptr + at * ps, 0, (pages - at) * ps);
+    const read = data.reduce((n, [first, stop]) => n + stop - first, 0);
+    return { base: b.ptr, aligned: true, exists: (i) => inData[i] === 1, holeBytes: (pages - read) * ps };
   }
   const offsets = new Float64Array(src.offsets);
   for (let i = 0; i < pages; ) {

@@ -73,7 +73,7 @@ function save(job: SaveJob): void {
   const bitmap = new Uint8Array(job.bitmap);
   const present = new Uint8Array(job.pages);
   if (job.source.kind === "memory" && job.zeroDetect) populate(job.source.addr, job.pages * ps, libc.MADV_POPULATE_READ);
-  const { base, aligned, exists } = loadPages(job.source, job.pages, ps, bounceOf);
+  const { base, aligned, exists, holeBytes } = loadPages(job.source, job.pages, ps, bounceOf, job.zeroDetect);
   let count = 0;
   for (let i = 0; i < job.pages; i++) {
     if (exists && !exists(i)) continue;
@@ -101,7 +101,7 @@ function save(job: SaveJob): void {
     ioBytes += len;
   }
   const hashes = job.hashExtents ? hashExtents(base, job.pages * ps) : undefined;
-  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present: count, hashes });
+  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present: count, hashes, holeBytes });
 }
 
 function restore(job: RestoreJob): void {

@@ -25,7 +25,8 @@ export function renderSave(r: SaveResult): string {
   return (
     `saved ${r.blocks.length} block${r.blocks.length === 1 ? "" : "s"} (${bytes(r.totalBytes)}) to ${r.file} in ${r.seconds.toFixed(2)} s: ` +
     `${r.gibPerSecond.toFixed(2)} GiB/s, ${r.channels} channel${r.channels === 1 ? "" : "s"}, ${r.directIo ? "direct I/O" : "buffered I/O"}, ` +
-    `${bytes(r.writtenBytes)} of pages written in ${r.ioCalls} calls\n${table(rows)}\n${r.manifest ? `manifest: ${r.manifest}\n` : ""}`
+    `${bytes(r.writtenBytes)} of pages written in ${r.ioCalls} calls` +
+    `${r.sourceHoleBytes > 0 ? `; ${bytes(r.sourceHoleBytes)} of the sources were holes, not read` : ""}\n${table(rows)}\n${r.manifest ? `manifest: ${r.manifest}\n` : ""}`
   );
 }
 
