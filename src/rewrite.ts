@@ -186,7 +186,7 @@ export async function rewrite(o: RewriteOptions): Promise<RewriteResult> {
     /** A chunk's pages: from the replacing image, or from wherever the input holds them. */
     const pageSourceOf = (block: number, c: Chunk): PageSource => {
       const replaced = sources.get(info.blocks[block]!.name);
-      if (replaced) return replaced.at(c.byteOffset);
+      if (replaced) return replaced.at(c.byteOffset, c.pages, ps);
       const offsets = new Float64Array(new SharedArrayBuffer(c.pages * 8));
       for (let k = 0; k < c.pages; k++) offsets[k] = map.blocks[block]!.locate(c.firstPage + k);
       return { kind: "pages", fd: input.fd, path: o.input, offsets: offsets.buffer as SharedArrayBuffer };

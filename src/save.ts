@@ -9,6 +9,7 @@ import { machineSendsSwitchover, writeMappedRamHead, writeMappedRamTail, type Ma
 import { countSet } from "./format/bitmap.ts";
 import { OutputFile } from "./io/output.ts";
 import { bufferRegion, openFileSource } from "./memory/region.ts";
+import { dataPagesOf, mapData } from "./memory/holes.ts";
 import type { PageSource } from "./channels/messages.ts";
 import { checkBlocks, checkTransfer, DEFAULT_MAX_GAP, openDirect, probeDirect } from "./options.ts";
 import { gibPerSecond, jobsPerChunk, runJobs, type ExtentHashes, type Progress } from "./transfer.ts";
@@ -85,8 +86,8 @@ export interface SaveResult {
 export interface SourceBlock {
   readonly name: string;
   readonly length: number;
-  /** The page source of the chunk starting `byteOffset` bytes into the block. */
-  at(byteOffset: number): PageSource;
+  /** The page source of the chunk of `pages` pages of `pageSize` bytes starting `byteOffset` bytes into the block. */
+  at(byteOffset: number, pages: number, pageSize: number): PageSource;
   release(): void;
 }
 
@@ -99,7 +100,17 @@ export function openSource(b: BlockSource): SourceBlock {
   }
   if (b.path) {
     const f = openFileSource(b.path);
-    return { name: b.name, length: f.length, at: (off) => ({ kind: "file", fd: f.fd, path: b.path!, offset: off }), release: f.release };
+    try {
+      const map = mapData(f.fd, b.path, f.length);
+      const at = (off: number, pages: number, pageSize: number): PageSource => {
+        const data = map ? dataPagesOf(map, off, pages, pageSize) : undefined;
+        return { kind: "file", fd: f.fd, path: b.path!, offset: off, ...(data ? { data } : {}) };
+      };
+      return { name: b.name, length: f.length, at, release: f.release };
+    } catch (e) {
+      f.release();
+      throw e;
+    }
   }
   throw new OptionError(`block ${b.name}: no source (a path or a buffer)`);
 }
@@ -139,7 +150,7 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
     const totalBytes = specs.reduce((s, b) => s + b.length, 0);
     const jobs = jobsPerChunk(layout.blocks, pageSize, (i, c) => ({
       type: "save" as const,
-      source: sources[i]!.at(c.byteOffset),
+      source: sources[i]!.at(c.byteOffset, c.pages, pageSize),
       fileOffset: c.fileOffset,
       bitmap: bitmaps[i]!,
       firstPage: c.firstPage,

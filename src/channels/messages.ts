@@ -22,8 +22,11 @@ export interface ChannelSetup {
 export type PageSource =
   /** An in-process buffer, used in place (through a bounce buffer when not page-aligned). */
   | { kind: "memory"; addr: number; aligned: boolean }
-  /** A file holding the chunk's pages back to back from `offset`. */
-  | { kind: "file"; fd: number; path: string; offset: number }
+  /**
+   * A file holding the chunk's pages back to back from `offset`; `data`, when known, lists the page
+   * ranges [first, stop) that are not holes (see memory/holes.ts).
+   */
+  | { kind: "file"; fd: number; path: string; offset: number; data?: [number, number][] }
   /**
    * Pages scattered in a file (a save file being re-laid): a Float64Array with, per page of the chunk, the
    * file offset of its bytes, or a pages.ts code for a page not stored as data (absent, or a fill byte).

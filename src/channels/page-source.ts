@@ -25,36 +25,6 @@ export interface LoadedPages {
   holeBytes?: number;
 }
 
-/** A chunk with more data/hole boundaries than this is read whole: the seeks would cost more than the read. */
-const MAX_DATA_RANGES = 64;
-
-/**
- * The page ranges [first, end) of a file chunk that hold data, from the file system's hole map
- * (SEEK_DATA/SEEK_HOLE); null when the whole chunk is data, or too fragmented to be worth it. A guest's
- * never-touched RAM is holes in its memory backend: reading them would copy zeros only to find them zero.
- */
-function dataPages(fd: number, path: string, offset: number, pages: number, ps: number): [number, number][] | null {
-  const end = offset + pages * ps;
-  const firstHole = libc.seekHole(fd, offset, path);
-  if (firstHole === null || firstHole >= end) return null; // all data (or the file shrank: the read will say so)
-  // The end of the file counts as a hole: a source that shrank must fail on its read, not pass for zeros.
-  if (libc.fstatx(fd, path).size < end) return null;
-  const ranges: [number, number][] = [];
-  for (let at = offset; at < end; ) {
-    const data = libc.seekData(fd, at, path);
-    if (data === null || data >= end) break;
-    const hole = Math.min(libc.seekHole(fd, data, path) ?? end, end);
-    // Rounded out to whole pages: a file system with blocks smaller than a page reads a few zeros more.
-    const first = Math.floor((data - offset) / ps);
-    const stop = Math.ceil((hole - offset) / ps);
-    if (ranges.length > 0 && ranges[ranges.length - 1]![1] >= first) ranges[ranges.length - 1]![1] = stop;
-    else ranges.push([first, stop]);
-    if (ranges.length > MAX_DATA_RANGES) return null;
-    at = hole;
-  }
-  return ranges;
-}
-
 /**
  * The chunk's `pages` pages at an address; files are read into the buffer `bounce(len)` returns. With
  * `skipHoles`, holes of a file source are not read: their pages are zeros in the buffer and marked as
@@ -65,7 +35,9 @@ export function loadPages(src: PageSource, pages: number, ps: number, bounce: (l
   if (src.kind === "memory") return { base: src.addr, aligned: src.aligned };
   const b = bounce(len);
   if (src.kind === "file") {
-    const data = skipHoles ? dataPages(src.fd, src.path, src.offset, pages, ps) : null;
+    const data = skipHoles ? src.data : undefined;
+    // The end of the file reads like a hole in the map: a source that shrank must fail on its read.
+    if (data && libc.fstatx(src.fd, src.path).size < src.offset + len) readSource(src.fd, src.path, b.ptr, len, src.offset);
     if (!data) {
       readSource(src.fd, src.path, b.ptr, len, src.offset);
       return { base: b.ptr, aligned: true };
