@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { save } from "../src/save.ts";
 import { pagesOf, rng } from "../src/memory/synthetic.ts";
+import { dropCaches, fio, median } from "./common.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -50,17 +51,6 @@ for (const [path, writeZeros] of [[sparse, false], [full, true]] as const) {
   closeSync(fd);
 }
 
-function dropCaches(): void {
-  Bun.spawnSync(["sync"]);
-  try {
-    writeFileSync("/proc/sys/vm/drop_caches", "3");
-  } catch {}
-}
-function fioWrite(bytes: number): number {
-  const p = Bun.spawnSync(["fio", "--name=ref", `--filename=${file}`, "--rw=write", "--bs=8M", "--direct=1", "--ioengine=psync", `--size=${bytes}`, "--end_fsync=1", "--output-format=json"], { stdout: "pipe", stderr: "pipe" });
-  if (p.exitCode !== 0) throw new Error(`fio failed: ${p.stderr.toString()}`);
-  return JSON.parse(p.stdout.toString()).jobs[0].job_runtime / 1000;
-}
 
 const t: Record<string, number[]> = {};
 let holeBytes = 0;
@@ -73,7 +63,7 @@ try {
         return s.seconds;
       }],
       ["save, the same bytes written out in full", async () => (await save({ path: file, blocks: [{ name: "ram0", path: full }], channels, directIo: true })).seconds],
-      ["fio O_DIRECT write of the touched bytes", async () => fioWrite(dataBytes)],
+      ["fio O_DIRECT write of the touched bytes", async () => fio("write", file, dataBytes)],
     ];
     for (const [k, fn] of round % 2 ? [...steps].reverse() : steps) {
       rmSync(file, { force: true });
@@ -88,8 +78,7 @@ try {
   rmSync(sparse, { force: true });
   rmSync(full, { force: true });
 }
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
-const fio = median(t["fio O_DIRECT write of the touched bytes"]!);
+const fioMedian = median(t["fio O_DIRECT write of the touched bytes"]!);
 const report = [
   "# Saving a guest that touched little of its RAM",
   "",
@@ -101,7 +90,7 @@ const report = [
   "",
   "| | median s | × fio | runs s |",
   "|---|---|---|---|",
-  ...Object.entries(t).map(([k, v]) => `| ${k} | ${median(v).toFixed(2)} | ${(median(v) / fio).toFixed(2)} | ${v.map((x) => x.toFixed(2)).join(", ")} |`),
+  ...Object.entries(t).map(([k, v]) => `| ${k} | ${median(v).toFixed(2)} | ${(median(v) / fioMedian).toFixed(2)} | ${v.map((x) => x.toFixed(2)).join(", ")} |`),
   "",
   `The save from the sparse source skipped ${(holeBytes / MiB).toFixed(0)} MiB of holes (SEEK_DATA/SEEK_HOLE) instead of reading them and checking every page for zeros. Both files are byte for byte the same (a test asserts it).`,
   "",

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { save } from "../src/save.ts";
 import { writeImage } from "../test/helpers/scratch.ts";
+import { median } from "./common.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -37,7 +38,6 @@ try {
   rmSync(dir, { recursive: true, force: true });
   rmSync(img, { force: true });
 }
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 const p = median(times.plain);
 const m = median(times.manifest);
 const line = (a: number[]) => a.map((t) => t.toFixed(2)).join(", ");

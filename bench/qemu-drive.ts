@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { filesystemName } from "../src/options.ts";
 import * as libc from "../ffi/libc.ts";
 import { makePattern, shmBytes, startGuest, stopAllGuests, type Guest, type Pattern, type PatternKind } from "../test/helpers/qemu.ts";
+import { dropCaches, median } from "./common.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -34,12 +35,6 @@ const work = mkdtempSync(join(opt.dir!, "ramsnap-qemu-bench-"));
 const file = join(work, "vm.ram");
 const POLL_MS = 20; // the same for ramsnap (src/qemu/migration-watch.ts) and by hand
 
-function dropCaches(): void {
-  Bun.spawnSync(["sync"]);
-  try {
-    writeFileSync("/proc/sys/vm/drop_caches", "3");
-  } catch {}
-}
 
 async function guest(name: string, pattern: Pattern | undefined, incoming: boolean): Promise<{ g: Guest; socket: string }> {
   const socket = join(work, `${name}-${Math.random().toString(36).slice(2, 8)}.qmp`);
@@ -165,7 +160,6 @@ try {
 
 // ---- report ---------------------------------------------------------------------------------------------
 const min = (xs: number[]) => Math.min(...xs);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (xs: number[]) => `${min(xs).toFixed(2)} / ${median(xs).toFixed(2)}`;
 const fs = (() => {
   const fd = libc.open(opt.dir!, libc.O_RDONLY);

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as libc from "../ffi/libc.ts";
 import { restore } from "../src/restore.ts";
+import { dropCaches, fio } from "./common.ts";
 import { save } from "../src/save.ts";
 import { makePattern, migrateFromFile, migrateToFile, startGuest, stopAllGuests, type PatternKind } from "../test/helpers/qemu.ts";
 
@@ -37,13 +38,6 @@ const patterns = opt.patterns!.split(",") as PatternKind[];
 const file = join(opt.dir!, "ramsnap-bench.ram");
 const restored = "/dev/shm/ramsnap-bench-restored";
 
-function dropCaches(): void {
-  Bun.spawnSync(["sync"]);
-  try {
-    writeFileSync("/proc/sys/vm/drop_caches", "3");
-  } catch {}
-}
-
 /** Runs fn `repeat` times, fresh state before each; returns min and median seconds. */
 async function measure(before: () => void, fn: () => Promise<number>): Promise<{ min: number; median: number }> {
   const times: number[] = [];
@@ -55,16 +49,6 @@ async function measure(before: () => void, fn: () => Promise<number>): Promise<{
   return { min: times[0]!, median: times[Math.floor(times.length / 2)]! };
 }
 
-/** fio's own job time (its process start-up excluded, like ramsnap's in-process timing; fsync included). */
-function fio(rw: "write" | "read", path: string, bytes: number): number {
-  const r = Bun.spawnSync(
-    ["fio", "--name=ref", `--filename=${path}`, `--rw=${rw}`, "--bs=8M", "--direct=1", "--ioengine=psync", `--size=${bytes}`, "--numjobs=1", "--end_fsync=1", "--output-format=json"],
-    { stdout: "pipe", stderr: "pipe" },
-  );
-  if (r.exitCode !== 0) throw new Error(`fio ${rw} failed: ${r.stderr.toString()}`);
-  const job = JSON.parse(r.stdout.toString()).jobs[0];
-  return job.job_runtime / 1000;
-}
 
 /** Peak anonymous memory of this process (RssAnon), sampled while `fn` runs: ramsnap's own memory. */
 let peakAnon = 0;

@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { restore } from "../src/restore.ts";
 import { save } from "../src/save.ts";
 import { writeImage } from "../test/helpers/scratch.ts";
+import { dropCaches, fio, median } from "./common.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -33,23 +34,6 @@ const file = join(dir, "o.ram");
 const img = "/dev/shm/ramsnap-vs-fio.img";
 const target = "/dev/shm/ramsnap-vs-fio.restored";
 
-function dropCaches(): void {
-  Bun.spawnSync(["sync"]);
-  try {
-    writeFileSync("/proc/sys/vm/drop_caches", "3");
-  } catch {}
-}
-
-function fio(rw: "write" | "read", bytes: number): number {
-  const r = Bun.spawnSync(
-    ["fio", "--name=ref", `--filename=${file}`, `--rw=${rw}`, "--bs=8M", "--direct=1", "--ioengine=psync", `--size=${bytes}`, "--end_fsync=1", "--output-format=json"],
-    { stdout: "pipe", stderr: "pipe" },
-  );
-  if (r.exitCode !== 0) throw new Error(`fio ${rw} failed: ${r.stderr.toString()}`);
-  return JSON.parse(r.stdout.toString()).jobs[0].job_runtime / 1000;
-}
-
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 const lines: string[] = [];
 const summary: string[] = [];
 try {
@@ -63,8 +47,8 @@ try {
     // Round 0 warms up and is not counted.
     for (let round = 0; round <= rounds; round++) {
       const steps: [string, () => Promise<number>][] = [
-        ["fio write", async () => (rmSync(file, { force: true }), dropCaches(), fio("write", dataBytes))],
-        ["fio read", async () => (dropCaches(), fio("read", dataBytes))],
+        ["fio write", async () => (rmSync(file, { force: true }), dropCaches(), fio("write", file, dataBytes))],
+        ["fio read", async () => (dropCaches(), fio("read", file, dataBytes))],
       ];
       for (const ch of channelSet) {
         steps.push([`save ${ch} ch`, async () => (rmSync(file, { force: true }), dropCaches(), (await save({ path: file, blocks: [{ name: "ram0", path: img }], channels: ch, directIo: true })).seconds)]);
