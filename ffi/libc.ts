@@ -352,7 +352,8 @@ const ENXIO = 6;
 function seek(call: "lseek(SEEK_DATA)" | "lseek(SEEK_HOLE)", whence: number, fd: number, offset: number, path: string | undefined): number | null {
   fdArg(call, fd);
   count(call, "offset", offset);
-  injected("lseek", path);
+  const fault = faultHook?.("lseek", path); // tests: RAMSNAP_TEST_FAULTS="lseek=EIO@1"
+  if (fault !== undefined) fail(call, path, fault);
   const n = Number(c.lseek(fd, offset, whence));
   if (n >= 0) return n;
   if (errno() === ENXIO) return null;

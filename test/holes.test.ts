@@ -76,3 +76,24 @@ describe("dataPagesOf", () => {
     expect(dataPagesOf(map(everyOther, MiB), 0, 64, ps)).toHaveLength(32); // fewer ranges: worth it
   });
 });
+
+describe("a file system that cannot answer SEEK_DATA", () => {
+  test("EINVAL or EOPNOTSUPP: no map, the file is read whole; other errors are errors", () => {
+    const path = `${shm.path}/no-seek`;
+    const fd = sparseFile(path, 4 * MiB, [[0, PAGE]]);
+    try {
+      for (const [errno, code] of [[22, "EINVAL"], [95, "EOPNOTSUPP"], [5, "EIO"]] as const) {
+        libc.setFaultHook((call) => (call === "lseek" ? errno : undefined));
+        try {
+          if (code === "EIO") expect(() => mapData(fd, path, 4 * MiB)).toThrow(`lseek(SEEK_DATA) ${path}: EIO`);
+          else expect(mapData(fd, path, 4 * MiB)).toBeNull();
+        } finally {
+          libc.setFaultHook(undefined);
+        }
+      }
+      expect(mapData(fd, path, 4 * MiB)!.count).toBe(1);
+    } finally {
+      libc.close(fd);
+    }
+  });
+});

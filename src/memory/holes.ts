@@ -19,6 +19,16 @@ export interface DataMap {
 
 /** The file's data extents within [0, length); null when it is all data (or the file system keeps no holes). */
 export function mapData(fd: number, path: string, length: number, maxExtents = MAX_EXTENTS): DataMap | null {
+  try {
+    return walk(fd, path, length, maxExtents);
+  } catch (e) {
+    // A file system or device that cannot answer SEEK_DATA is read whole, as if it had no holes.
+    if (e instanceof libc.SysError && ["EINVAL", "EOPNOTSUPP", "ENOSYS", "ESPIPE"].includes(e.code)) return null;
+    throw e;
+  }
+}
+
+function walk(fd: number, path: string, length: number, maxExtents: number): DataMap | null {
   let extents = new Float64Array(64);
   let count = 0;
   let at = 0;
