@@ -275,7 +275,8 @@ export function preadFull(fd: number, p: number, len: number, offset: number, o:
   let done = 0;
   while (done < len) {
     const n = pread(fd, p + done, len - done, offset + done, o);
-    if (n === 0) throw new ShortIoError("pread", o.path, offset, len, done);
+    // Under O_DIRECT only the end of the file stops a read off the alignment: resuming there would fail.
+    if (n === 0 || (o.align && n < len - done && n % o.align !== 0)) throw new ShortIoError("pread", o.path, offset, len, done + n);
     done += n;
   }
 }
@@ -335,7 +336,7 @@ export function preadvFull(fd: number, iov: IoVec, offset: number, o: IoOptions 
   let at = offset;
   while (rest.length > 0) {
     const n = vectorIo("preadv", fd, rest.slice(0, IOV_MAX), at, o);
-    if (n === 0) throw new ShortIoError("preadv", o.path, offset, expected, at - offset);
+    if (n === 0 || (o.align && n % o.align !== 0 && at + n - offset < expected)) throw new ShortIoError("preadv", o.path, offset, expected, at + n - offset);
     at += n;
     let left = n;
     let k = 0;

@@ -36,8 +36,6 @@ export function loadPages(src: PageSource, pages: number, ps: number, bounce: (l
   const b = bounce(len);
   if (src.kind === "file") {
     const data = skipHoles ? src.data : undefined;
-    // The end of the file reads like a hole in the map: a source that shrank must fail on its read.
-    if (data && libc.fstatx(src.fd, src.path).size < src.offset + len) readSource(src.fd, src.path, b.ptr, len, src.offset);
     if (!data) {
       readSource(src.fd, src.path, b.ptr, len, src.offset);
       return { base: b.ptr, aligned: true };
@@ -52,6 +50,9 @@ export function loadPages(src: PageSource, pages: number, ps: number, bounce: (l
       at = stop;
     }
     if (at < pages) libc.memset(b.ptr + at * ps, 0, (pages - at) * ps);
+    // Past the end of the file reads like a hole: a source that shrank must fail, not pass for zeros.
+    // Checked after the reads, so a shrink at any moment before them is caught.
+    if (libc.fstatx(src.fd, src.path).size < src.offset + len) readSource(src.fd, src.path, b.ptr, len, src.offset);
     const read = data.reduce((n, [first, stop]) => n + stop - first, 0);
     return { base: b.ptr, aligned: true, exists: (i) => inData[i] === 1, holeBytes: (pages - read) * ps };
   }

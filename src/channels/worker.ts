@@ -111,6 +111,8 @@ function restore(job: RestoreJob): void {
   const runs: Run[] = planRuns(isSet, 0, job.pages, maxGap, job.pages);
   // Fault the target in with one call, unless pages the file lacks must stay holes (extract).
   if (job.dstAligned && !job.keepHoles) populate(job.dst, job.pages * ps, libc.MADV_POPULATE_WRITE);
+  // Sized once for the longest gap planRuns bridges: vectors built below keep pointing at it.
+  const scratch = job.dstAligned ? scratchOf(Math.max(1, maxGap) * ps).ptr : 0;
   let ioBytes = 0;
   for (const r of runs) {
     const len = r.count * ps;
@@ -129,7 +131,8 @@ function restore(job: RestoreJob): void {
         // Extract's targets are not faulted in as a whole (their absent pages must stay holes): the
         // present ones are, range by range, with one call each rather than a fault per page.
         if (set && job.keepHoles) populate(dst + i * ps, n * ps, libc.MADV_POPULATE_WRITE);
-        iov.push([set ? dst + i * ps : scratchOf(n * ps).ptr, n * ps]);
+        if (!set && n > Math.max(1, maxGap)) throw new Error(`internal: a bridged gap of ${n} pages exceeds the scratch buffer`);
+        iov.push([set ? dst + i * ps : scratch, n * ps]);
         i += n;
       }
       libc.preadvFull(fd, iov, off, io());

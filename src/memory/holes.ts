@@ -2,6 +2,8 @@
 // memory backend; a save need not read them, only to find zeros. The map is made once per file, by
 // walking SEEK_DATA/SEEK_HOLE from start to end: asking per chunk would cost far more, since tmpfs
 // answers SEEK_HOLE by walking page by page to the next hole, which in dense RAM is the end of the file.
+// The map is taken when the source is opened: like every page of it, a hole must not change while it is
+// saved (a running guest is saved through QEMU itself: `ramsnap qemu save`).
 import * as libc from "../../ffi/libc.ts";
 
 /** Beyond this many data extents the rest of the file is taken as data (the map stays a few MiB). */
