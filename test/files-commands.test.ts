@@ -15,24 +15,12 @@ import { clearBit, copy, flipByte, overwrite, readRange, truncatedCopy } from ".
 import { makePattern, type MigrateOptions, migrateToFile, requireQemu, shmBytes, startGuest, stopAllGuests } from "./helpers/qemu.ts";
 import { MiB, PAGE, requireDirectIo, scratchDir, type Scratch } from "./helpers/scratch.ts";
 import { ClassicBuilder, TIMER_DEVICE, TIMER_PAYLOAD_SIZE } from "./helpers/streams.ts";
-import { ramsnap, type Run } from "./helpers/cli.ts";
+import { expectOneLineError, ramsnap } from "./helpers/cli.ts";
 
 const RAM_MIB = 64;
 const RAM_PAGES = (RAM_MIB * MiB) / PAGE;
 const PATTERN = makePattern(RAM_MIB * MiB, { seed: 77, kind: "scattered", nonZeroFraction: 0.5 });
 const qtest = (name: string, fn: () => Promise<void> | void) => test(name, fn, 60_000);
-
-
-
-/** A failure as a user sees it: one line on stderr, prefixed by the command, no stack, nothing on stdout. */
-function expectOneLineError(r: Run, command: string, code: number, pattern: RegExp): void {
-  expect({ code: r.code, stdout: r.stdout }).toEqual({ code, stdout: "" });
-  expect(r.stderr.endsWith("\n")).toBe(true);
-  expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
-  expect(r.stderr.startsWith(`ramsnap ${command}: `)).toBe(true);
-  expect(r.stderr).not.toContain("    at ");
-  expect(r.stderr).toMatch(pattern);
-}
 
 function thrown(fn: () => unknown): unknown {
   try {

@@ -10,7 +10,7 @@ import { save } from "../src/save.ts";
 import { flipByte, readRange } from "./helpers/corrupt.ts";
 import { makePattern, migrateToFile, requireQemu, shmBytes, startGuest, stopAllGuests } from "./helpers/qemu.ts";
 import { MiB, PAGE, readBytes, sameFiles, scratchDir, writeImage } from "./helpers/scratch.ts";
-import { ramsnap, type Run } from "./helpers/cli.ts";
+import { expectOneLineError, ramsnap, type Run } from "./helpers/cli.ts";
 
 const EXTENT = MiB;
 const disk = scratchDir("ramsnap-sums");
@@ -21,22 +21,10 @@ afterAll(async () => {
   shm.cleanup();
 });
 
-
-
 async function ok(...args: string[]): Promise<Run> {
   const r = await ramsnap(...args);
   if (r.code !== 0) throw new Error(`ramsnap ${args.join(" ")} exited ${r.code}: ${r.stderr.trim()}`);
   return r;
-}
-
-/** A failure as a user sees it: one line on stderr, prefixed by the command, no stack, nothing on stdout. */
-function expectOneLineError(r: Run, command: string, code: number, pattern: RegExp): void {
-  expect({ code: r.code, stdout: r.stdout }).toEqual({ code, stdout: "" });
-  expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
-  expect(r.stderr.startsWith(`ramsnap ${command}: `)).toBe(true);
-  expect(r.stderr).not.toContain("    at ");
-  expect(r.stderr).not.toContain("internal error");
-  expect(r.stderr).toMatch(pattern);
 }
 
 const hex = (n: number) => `0x${n.toString(16)}`;

@@ -13,8 +13,9 @@ import { checkQemuVersion } from "../src/qemu/version.ts";
 import { sendWithFds, connectUnix } from "../ffi/socket.ts";
 import { ArgumentError, SysError } from "../ffi/errors.ts";
 import { ramBlocks, requireQemu, shmBytes, startGuest, stopAllGuests, type Guest, type GuestOptions } from "./helpers/qemu.ts";
+import { expectOneLineError, ramsnap, spawnRamsnap, type Run } from "./helpers/cli.ts";
+import { expectSameBytes } from "./helpers/scratch.ts";
 
-const MAIN = `${import.meta.dir}/../src/cli/main.ts`;
 // Guests boot under TCG on a machine shared with other work: give each QEMU test room.
 const QEMU_TEST_MS = 60_000;
 
@@ -87,44 +88,8 @@ test("parseRamBlocks reads `info ramblock` (PSize is two words)", () => {
 
 // ---- against QEMU 10 --------------------------------------------------------------------------------------
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function env(): Record<string, string> {
-  const e: Record<string, string> = { ...(process.env as Record<string, string>), NO_COLOR: "1" };
-  delete e.RAMSNAP_DEBUG;
-  return e;
-}
-
-function spawnRamsnap(...args: string[]) {
-  return Bun.spawn([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env: env() });
-}
-
-async function ramsnap(...args: string[]): Promise<Run> {
-  const p = spawnRamsnap(...args);
-  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  return { code, stdout, stderr };
-}
-
-/** A failure as a user sees it: one line on stderr naming the command, no stack, nothing on stdout. */
-function expectOneLineError(r: Run, command: string, code: number, pattern: RegExp): void {
-  expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toMatchObject({ code, stdout: "" });
-  expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
-  expect(r.stderr.startsWith(`ramsnap qemu ${command}: `)).toBe(true);
-  expect(r.stderr).not.toContain("internal error");
-  expect(r.stderr).toMatch(pattern);
-}
-
-function expectSameBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  if (Buffer.from(actual).equals(Buffer.from(expected))) return;
-  const n = Math.min(actual.length, expected.length);
-  let i = 0;
-  while (i < n && actual[i] === expected[i]) i++;
-  throw new Error(`${what}: first difference at byte ${i} (page ${Math.floor(i / 4096)}); lengths ${actual.length} / ${expected.length}`);
-}
+/** A failure as a user sees it, from `ramsnap qemu COMMAND`. */
+const expectQemuError = (r: Run, command: string, code: number, pattern: RegExp) => expectOneLineError(r, `qemu ${command}`, code, pattern);
 
 const fdsets = (g: Guest) => g.qmp.execute<unknown[]>("query-fdsets");
 
@@ -297,14 +262,14 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
 
     test("QMP socket missing", async () => {
       const r = await ramsnap("qemu", "save", "--qmp", join(dir, "no-such.qmp"), join(dir, "x.ram"));
-      expectOneLineError(r, "save", 1, /QMP socket .*no-such\.qmp does not exist$/m);
+      expectQemuError(r, "save", 1, /QMP socket .*no-such\.qmp does not exist$/m);
     }, QEMU_TEST_MS);
 
     test("not a QMP socket: a plain file, and QEMU's human monitor", async () => {
       const plain = join(dir, "plain-file");
       writeFileSync(plain, "hello");
-      expectOneLineError(await ramsnap("qemu", "save", "--qmp", plain, join(dir, "x.ram")), "save", 1, /plain-file is not a QMP socket \(not a unix socket at all\)/);
-      expectOneLineError(await ramsnap("qemu", "restore", "--qmp", hmpSocket, join(dir, "x.ram")), "restore", 1, /errors-hmp\.sock is not a QMP socket \(it sent "QEMU .* monitor/);
+      expectQemuError(await ramsnap("qemu", "save", "--qmp", plain, join(dir, "x.ram")), "save", 1, /plain-file is not a QMP socket \(not a unix socket at all\)/);
+      expectQemuError(await ramsnap("qemu", "restore", "--qmp", hmpSocket, join(dir, "x.ram")), "restore", 1, /errors-hmp\.sock is not a QMP socket \(it sent "QEMU .* monitor/);
       expect(existsSync(join(dir, "x.ram"))).toBe(false);
     }, QEMU_TEST_MS);
 
@@ -315,7 +280,7 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
       try {
         const file = join(dir, "busy.ram");
         const r = await ramsnap("qemu", "save", "--qmp", socket, file, "--direct-io");
-        expectOneLineError(r, "save", 1, /a migration is already running on QEMU at .* \(status 'active'\): wait for it to end, or stop it with the QMP command migrate_cancel$/m);
+        expectQemuError(r, "save", 1, /a migration is already running on QEMU at .* \(status 'active'\): wait for it to end, or stop it with the QMP command migrate_cancel$/m);
         expect(existsSync(file)).toBe(false);
         expect((await guest.qmp.execute<{ status: string }>("query-migrate")).status).toBe("active"); // left alone
       } finally {
@@ -332,7 +297,7 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
       try {
         const file = join(mnt, "vm.ram");
         const r = await ramsnap("qemu", "save", "--qmp", socket, file, "--direct-io");
-        expectOneLineError(r, "save", 2, /vm\.ram: ramfs does not accept direct I\/O \(O_DIRECT\); run without --direct-io/);
+        expectQemuError(r, "save", 2, /vm\.ram: ramfs does not accept direct I\/O \(O_DIRECT\); run without --direct-io/);
         expect(existsSync(file)).toBe(false);
         await expectGuestUntouched();
       } finally {
@@ -350,7 +315,7 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
         for (const directIo of [false, true]) {
           const file = join(mnt, `vm-${directIo}.ram`);
           const r = await ramsnap("qemu", "save", "--qmp", socket, file, ...(directIo ? ["--direct-io"] : []));
-          expectOneLineError(
+          expectQemuError(
             r,
             "save",
             1,
@@ -366,7 +331,7 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
 
     test("restore into a QEMU not started with -incoming defer", async () => {
       const r = await ramsnap("qemu", "restore", "--qmp", socket, goodFile());
-      expectOneLineError(r, "restore", 1, /is not waiting for an incoming migration \(its guest is 'running'\): start the destination QEMU with -incoming defer/);
+      expectQemuError(r, "restore", 1, /is not waiting for an incoming migration \(its guest is 'running'\): start the destination QEMU with -incoming defer/);
       await expectGuestUntouched();
     }, QEMU_TEST_MS);
 
@@ -375,11 +340,11 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
       const { guest: bigger, socket: biggerSocket } = await guestWithCliSocket("errors-dst", { ramMiB: 128, incoming: true });
       try {
         const r = await ramsnap("qemu", "restore", "--qmp", biggerSocket, file);
-        expectOneLineError(r, "restore", 1, /RAM block ram0 is 67108864 bytes in .* but 134217728 in the destination QEMU: give it the same memory size$/m);
+        expectQemuError(r, "restore", 1, /RAM block ram0 is 67108864 bytes in .* but 134217728 in the destination QEMU: give it the same memory size$/m);
         const partial = join(dir, "partial.ram");
         writeFileSync(partial, (await Bun.file(file).bytes()).subarray(0, 64 * 1024));
         const p = await ramsnap("qemu", "restore", "--qmp", biggerSocket, partial);
-        expectOneLineError(p, "restore", 1, /partial\.ram is not a loadable migration file: /);
+        expectQemuError(p, "restore", 1, /partial\.ram is not a loadable migration file: /);
         expect((await queryRunState(bigger.qmp)).status).toBe("inmigrate"); // still waiting, ready for the right file
         expect(await fdsets(bigger)).toEqual([]);
       } finally {

@@ -7,16 +7,9 @@ import { inspectFile } from "../src/inspect.ts";
 import { restore } from "../src/restore.ts";
 import { save } from "../src/save.ts";
 import { migrateFromFile, migrateToFile, ramBlocks, requireQemu, shmBytes, startGuest, stopAllGuests, type Guest } from "./helpers/qemu.ts";
+import { expectSameBytes } from "./helpers/scratch.ts";
 
 const RAM_MIB = 64;
-
-function expectSameBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  if (Buffer.from(actual).equals(Buffer.from(expected))) return;
-  const n = Math.min(actual.length, expected.length);
-  let i = 0;
-  while (i < n && actual[i] === expected[i]) i++;
-  throw new Error(`${what}: first difference at byte ${i} (page ${Math.floor(i / 4096)}); lengths ${actual.length} / ${expected.length}`);
-}
 
 /** The pages of `ram` that are non-zero, as the pattern says; checked against the bytes too. */
 function nonZeroPagesOf(g: Guest): number {

@@ -26,7 +26,7 @@ import {
   startGuest,
   stopAllGuests,
 } from "./helpers/qemu.ts";
-import { firstDifference, MiB, PAGE, requireDirectIo, scratchDir, type Scratch } from "./helpers/scratch.ts";
+import { expectSameBytes, firstDifference, MiB, PAGE, requireDirectIo, scratchDir, type Scratch } from "./helpers/scratch.ts";
 import { ramsnap, type Run } from "./helpers/cli.ts";
 
 const RAM_MIB = 64;
@@ -45,19 +45,12 @@ const CLASSIC: MigrateOptions = { mappedRam: false };
 
 // ---- helpers --------------------------------------------------------------------------------------
 
-
-
 /** Runs the CLI and expects success; returns its JSON output. */
 async function ramsnapJson(...args: string[]): Promise<any> {
   const r = await ramsnap(...args, "--json");
   if (r.code !== 0) throw new Error(`ramsnap ${args.join(" ")} exited ${r.code}: ${r.stderr.trim()}`);
   expect(r.stderr).toBe("");
   return JSON.parse(r.stdout);
-}
-
-function expectSameBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  const d = firstDifference(actual, expected);
-  if (d !== null) throw new Error(`${what}: ${d}`);
 }
 
 interface Saved {

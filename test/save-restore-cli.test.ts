@@ -1,10 +1,9 @@
 // The CLI as a user runs it: real processes (`bun src/cli/main.ts ...`), output captured, signals sent.
-import { readdirSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { countPages, MiB, readBytes, requireDirectIo, sameFiles, scratchDir, writeImage } from "./helpers/scratch.ts";
+import { expectOneLineError, MAIN, ramsnap } from "./helpers/cli.ts";
 
-const MAIN = `${import.meta.dir}/../src/cli/main.ts`;
 const disk = scratchDir("ramsnap-cli");
 const shm = scratchDir("ramsnap-cli", "/dev/shm");
 const direct = requireDirectIo(disk.path);
@@ -18,28 +17,6 @@ const env = (): Record<string, string> => {
   delete e.RAMSNAP_DEBUG;
   return e;
 };
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function ramsnap(...args: string[]): Promise<Run> {
-  const p = Bun.spawn([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env: env() });
-  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  return { code, stdout, stderr };
-}
-
-/** A failure as a user sees it: one line on stderr, prefixed by the command, no stack, nothing on stdout. */
-function expectOneLineError(r: Run, command: string, code: number, pattern: RegExp): void {
-  expect({ code: r.code, stdout: r.stdout }).toEqual({ code, stdout: "" });
-  expect(r.stderr.endsWith("\n")).toBe(true);
-  expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
-  expect(r.stderr.startsWith(`ramsnap ${command}: `)).toBe(true);
-  expect(r.stderr).not.toContain("    at ");
-  expect(r.stderr).toMatch(pattern);
-}
 
 const img = `${shm.path}/img.raw`;
 const map = writeImage(img, 12 * MiB, { kind: "scattered", seed: 101, nonZero: 0.3 });

@@ -1,4 +1,5 @@
 // Test helper: the CLI run as a real process, the way a user runs it.
+import { expect } from "bun:test";
 export const MAIN = `${import.meta.dir}/../../src/cli/main.ts`;
 
 export interface Run {
@@ -7,12 +8,31 @@ export interface Run {
   stderr: string;
 }
 
-/** `ramsnap ARGS...` from sources, without colours, debug stacks or test fault injection. */
-export async function ramsnap(...args: string[]): Promise<Run> {
+/** `ramsnap ARGS...` from sources, started and left running, without colours, debug stacks or test fault injection. */
+export function spawnRamsnap(...args: string[]) {
   const env: Record<string, string> = { ...(process.env as Record<string, string>), NO_COLOR: "1" };
   delete env.RAMSNAP_DEBUG;
   delete env.RAMSNAP_TEST_FAULTS;
-  const p = Bun.spawn([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env });
+  return Bun.spawn([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env });
+}
+
+/** `ramsnap ARGS...` run to its end. */
+export async function ramsnap(...args: string[]): Promise<Run> {
+  const p = spawnRamsnap(...args);
   const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   return { code, stdout, stderr };
+}
+
+/**
+ * A failure as a user sees it: one line on stderr, prefixed by the command (`save`, `qemu save`, ...),
+ * no stack, no internal error, nothing on stdout, exit `code`.
+ */
+export function expectOneLineError(r: Run, command: string, code: number, pattern: RegExp): void {
+  expect({ code: r.code, stdout: r.stdout }).toEqual({ code, stdout: "" });
+  expect(r.stderr.endsWith("\n")).toBe(true);
+  expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+  expect(r.stderr.startsWith(`ramsnap ${command}: `)).toBe(true);
+  expect(r.stderr).not.toContain("    at ");
+  expect(r.stderr).not.toContain("internal error");
+  expect(r.stderr).toMatch(pattern);
 }

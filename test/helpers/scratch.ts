@@ -135,6 +135,12 @@ export function firstDifference(a: Uint8Array, b: Uint8Array): string | null {
   return "differ";
 }
 
+/** Throws naming `what` and the first differing page unless the two byte arrays are identical. */
+export function expectSameBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
+  const d = firstDifference(actual, expected);
+  if (d !== null) throw new Error(`${what}: ${d}`);
+}
+
 export async function sameFiles(a: string, b: string): Promise<string | null> {
   return firstDifference(await readBytes(a), await readBytes(b));
 }
