@@ -12,7 +12,7 @@ import { fillOf, type BlockPages } from "./format/pages.ts";
 import type { StreamInfo } from "./format/parse.ts";
 
 export const EXTENT_BYTES = 1 << 20;
-export const MANIFEST_SUFFIX = ".sums";
+const MANIFEST_SUFFIX = ".sums";
 
 export interface Manifest {
   format: "ramsnap-sums";
@@ -25,7 +25,7 @@ export interface Manifest {
   blocks: { name: string; length: number; extents: string[] }[];
 }
 
-export function hashBytes(view: Uint8Array): string {
+function hashBytes(view: Uint8Array): string {
   return Bun.hash.xxHash3(view).toString(16).padStart(16, "0");
 }
 

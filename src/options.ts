@@ -151,7 +151,7 @@ function directUnsupported(name: string, path: string, fd: number | undefined): 
   return new OptionError(`${name}: ${fs} does not accept direct I/O (O_DIRECT); run without --direct-io`);
 }
 
-export interface TransferChoice {
+interface TransferChoice {
   path?: string;
   fd?: number;
   directFd?: number;

@@ -91,7 +91,8 @@ export interface SourceBlock {
   release(): void;
 }
 
-export function openSource(b: BlockSource): SourceBlock {
+/** `mapHoles`: find a file's holes, so they are not read (only where zero pages are left out anyway). */
+export function openSource(b: BlockSource, mapHoles = true): SourceBlock {
   if (b.buffer && b.path) throw new OptionError(`block ${b.name}: give a path or a buffer, not both`);
   if (b.buffer) {
     if (b.buffer.length === 0) throw new OptionError(`block ${b.name} is empty`);
@@ -101,7 +102,7 @@ export function openSource(b: BlockSource): SourceBlock {
   if (b.path) {
     const f = openFileSource(b.path);
     try {
-      const map = mapData(f.fd, b.path, f.length);
+      const map = mapHoles ? mapData(f.fd, b.path, f.length) : null;
       const at = (off: number, pages: number, pageSize: number): PageSource => {
         const data = map ? dataPagesOf(map, off, pages, pageSize) : undefined;
         return { kind: "file", fd: f.fd, path: b.path!, offset: off, ...(data ? { data } : {}) };
@@ -129,7 +130,8 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
   let pool: ChannelPool | undefined;
   const name = o.path ?? `fd ${o.fd}`;
   try {
-    for (const b of o.blocks) sources.push(openSource(b));
+    const zeroDetect = o.zeroPageDetection ?? true;
+    for (const b of o.blocks) sources.push(openSource(b, zeroDetect));
     const specs = sources.map((b) => ({ name: b.name, length: b.length }));
     checkBlocks(specs, pageSize);
     const machineType = o.machineType ?? DEFAULT_MACHINE_TYPE;
@@ -146,7 +148,6 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
     const channelFd = o.directFd ?? directFd ?? main.fd;
     const bitmaps = layout.blocks.map((l) => new SharedArrayBuffer(l.bitmapSize));
     pool = await ChannelPool.start(channels, { fd: channelFd, direct: directIo, path: name, pageSize, maxGap: o.maxGap ?? DEFAULT_MAX_GAP });
-    const zeroDetect = o.zeroPageDetection ?? true;
     const totalBytes = specs.reduce((s, b) => s + b.length, 0);
     const jobs = jobsPerChunk(layout.blocks, pageSize, (i, c) => ({
       type: "save" as const,

@@ -26,16 +26,16 @@ export interface LoadedPages {
 }
 
 /**
- * The chunk's `pages` pages at an address; files are read into the buffer `bounce(len)` returns. With
- * `skipHoles`, holes of a file source are not read: their pages are zeros in the buffer and marked as
- * not existing (only right when zero pages are left out of the file anyway).
+ * The chunk's `pages` pages at an address; files are read into the buffer `bounce(len)` returns. The
+ * holes of a file source that has its data ranges are not read: their pages are zeros in the buffer
+ * and marked as not existing (sources are mapped only where zero pages are left out of the file).
  */
-export function loadPages(src: PageSource, pages: number, ps: number, bounce: (len: number) => libc.AlignedBuffer, skipHoles = false): LoadedPages {
+export function loadPages(src: PageSource, pages: number, ps: number, bounce: (len: number) => libc.AlignedBuffer): LoadedPages {
   const len = pages * ps;
   if (src.kind === "memory") return { base: src.addr, aligned: src.aligned };
   const b = bounce(len);
   if (src.kind === "file") {
-    const data = skipHoles ? src.data : undefined;
+    const data = src.data;
     if (!data) {
       readSource(src.fd, src.path, b.ptr, len, src.offset);
       return { base: b.ptr, aligned: true };
@@ -43,17 +43,18 @@ export function loadPages(src: PageSource, pages: number, ps: number, bounce: (l
     // Zeros where the holes are, so bridged gaps and manifest hashes see what a loader sees.
     const inData = new Uint8Array(pages);
     let at = 0;
+    let read = 0;
     for (const [first, stop] of data) {
       if (first > at) libc.memset(b.ptr + at * ps, 0, (first - at) * ps);
       readSource(src.fd, src.path, b.ptr + first * ps, (stop - first) * ps, src.offset + first * ps);
       inData.fill(1, first, stop);
+      read += stop - first;
       at = stop;
     }
     if (at < pages) libc.memset(b.ptr + at * ps, 0, (pages - at) * ps);
     // Past the end of the file reads like a hole: a source that shrank must fail, not pass for zeros.
     // Checked after the reads, so a shrink at any moment before them is caught.
     if (libc.fstatx(src.fd, src.path).size < src.offset + len) readSource(src.fd, src.path, b.ptr, len, src.offset);
-    const read = data.reduce((n, [first, stop]) => n + stop - first, 0);
     return { base: b.ptr, aligned: true, exists: (i) => inData[i] === 1, holeBytes: (pages - read) * ps };
   }
   const offsets = new Float64Array(src.offsets);

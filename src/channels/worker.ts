@@ -13,7 +13,7 @@ declare const self: Worker;
 let setup: ChannelSetup | undefined;
 let zeroPage: libc.AlignedBuffer | undefined;
 let bounce: libc.AlignedBuffer | undefined;
-/** Where restore reads the slots of bridged gaps (whose bytes are thrown away); one gap at most. */
+/** Where restore reads the slots of bridged gaps (whose bytes are thrown away): the longest gap bridged. */
 let scratch: libc.AlignedBuffer | undefined;
 
 const post = (m: FromChannel) => self.postMessage(m);
@@ -31,14 +31,6 @@ function bounceOf(size: number): libc.AlignedBuffer {
     bounce = new libc.AlignedBuffer(size, DIRECT_ALIGN);
   }
   return bounce;
-}
-
-function scratchOf(size: number): libc.AlignedBuffer {
-  if (!scratch || scratch.size < size) {
-    scratch?.free();
-    scratch = new libc.AlignedBuffer(size, DIRECT_ALIGN);
-  }
-  return scratch;
 }
 
 let populateWorks = true;
@@ -73,7 +65,7 @@ function save(job: SaveJob): void {
   const bitmap = new Uint8Array(job.bitmap);
   const present = new Uint8Array(job.pages);
   if (job.source.kind === "memory" && job.zeroDetect) populate(job.source.addr, job.pages * ps, libc.MADV_POPULATE_READ);
-  const { base, aligned, exists, holeBytes } = loadPages(job.source, job.pages, ps, bounceOf, job.zeroDetect);
+  const { base, aligned, exists, holeBytes } = loadPages(job.source, job.pages, ps, bounceOf);
   let count = 0;
   for (let i = 0; i < job.pages; i++) {
     if (exists && !exists(i)) continue;
@@ -111,8 +103,8 @@ function restore(job: RestoreJob): void {
   const runs: Run[] = planRuns(isSet, 0, job.pages, maxGap, job.pages);
   // Fault the target in with one call, unless pages the file lacks must stay holes (extract).
   if (job.dstAligned && !job.keepHoles) populate(job.dst, job.pages * ps, libc.MADV_POPULATE_WRITE);
-  // Sized once for the longest gap planRuns bridges: vectors built below keep pointing at it.
-  const scratch = job.dstAligned ? scratchOf(Math.max(1, maxGap) * ps).ptr : 0;
+  // Sized for the longest gap planRuns bridges, once: vectors built below point at it.
+  scratch ??= new libc.AlignedBuffer(Math.max(1, maxGap) * ps, DIRECT_ALIGN);
   let ioBytes = 0;
   for (const r of runs) {
     const len = r.count * ps;
@@ -132,7 +124,7 @@ function restore(job: RestoreJob): void {
         // present ones are, range by range, with one call each rather than a fault per page.
         if (set && job.keepHoles) populate(dst + i * ps, n * ps, libc.MADV_POPULATE_WRITE);
         if (!set && n > Math.max(1, maxGap)) throw new Error(`internal: a bridged gap of ${n} pages exceeds the scratch buffer`);
-        iov.push([set ? dst + i * ps : scratch, n * ps]);
+        iov.push([set ? dst + i * ps : scratch.ptr, n * ps]);
         i += n;
       }
       libc.preadvFull(fd, iov, off, io());

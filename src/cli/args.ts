@@ -38,7 +38,7 @@ export function fdOption(name: string, text: string | undefined): number | undef
   return text === undefined ? undefined : intOption(name, text, 0, 0, 1 << 20);
 }
 
-/** The transfer options save, restore and convert share, from citty's strings. */
+/** The transfer options save, restore, extract and convert share, from citty's strings. */
 export function transferArgs(args: { channels?: string; "direct-io"?: boolean; offset?: string; fd?: string; "direct-fd"?: string }): {
   channels: number;
   directIo: boolean | undefined;

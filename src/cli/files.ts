@@ -6,7 +6,7 @@ import { extract, type ExtractResult } from "../extract.ts";
 import { DEFAULT_CHANNELS, MAX_CHANNELS, parseBlockArg } from "../options.ts";
 import { rewrite, type RewriteResult } from "../rewrite.ts";
 import { verify, type VerifyReport } from "../verify.ts";
-import { intOption, repeated, sizeOption } from "./args.ts";
+import { repeated, sizeOption, transferArgs } from "./args.ts";
 import { abortOnSigint, progressBar } from "./progress.ts";
 import { EXAMPLES } from "./run.ts";
 import { bytes, hex, table } from "./text.ts";
@@ -43,14 +43,15 @@ export const extractCommand = defineCommand({
     json,
   },
   async run({ args, rawArgs }) {
+    const t = transferArgs(args);
     const r: ExtractResult = await withSigint("extract", args.json, (signal, bar) =>
       extract({
         path: args.file,
         dir: args.output,
         blocks: repeated(rawArgs, "block"),
-        channels: intOption("channels", args.channels, DEFAULT_CHANNELS, 0, MAX_CHANNELS),
-        directIo: args["direct-io"] || undefined,
-        offset: sizeOption("offset", args.offset),
+        channels: t.channels,
+        directIo: t.directIo,
+        offset: t.offset,
         onProgress: bar.update,
         signal,
       }),
@@ -82,6 +83,7 @@ export const convertCommand = defineCommand({
   },
   async run({ args }) {
     if (args.input === args.output) throw new OptionError("INPUT and OUTPUT must be different files");
+    const t = transferArgs(args); // --offset is INPUT's here, read below with --output-offset
     const r: RewriteResult = await withSigint("convert", args.json, (signal, bar) =>
       rewrite({
         input: args.input,
@@ -90,8 +92,8 @@ export const convertCommand = defineCommand({
         inputOffset: sizeOption("offset", args.offset),
         offset: sizeOption("output-offset", args["output-offset"]),
         manifest: args.manifest,
-        channels: intOption("channels", args.channels, DEFAULT_CHANNELS, 0, MAX_CHANNELS),
-        directIo: args["direct-io"] || undefined,
+        channels: t.channels,
+        directIo: t.directIo,
         onProgress: bar.update,
         signal,
       }),

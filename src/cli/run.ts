@@ -73,7 +73,7 @@ export async function usage(cmd: AnyCommand, parent?: AnyCommand): Promise<strin
 }
 
 /** Turns any error into the one line a user sees, and the exit code. */
-export function describeError(e: unknown): { message: string; code: number } {
+function describeError(e: unknown): { message: string; code: number } {
   if (e instanceof OptionError || e instanceof CLIError) return { message: stripAnsi(e.message), code: 2 };
   if (e instanceof CancelledError) return { message: e.message, code: 130 };
   if (

@@ -90,18 +90,13 @@ function progressOf(direction: "save" | "restore", status: string, seconds: numb
 }
 
 /** migrate_cancel (see the warning above), then waits until QEMU has left every running status. */
-export async function cancelMigration(qmp: QmpClient, timeoutMs = 15_000): Promise<MigrateInfo | null> {
+async function cancelMigration(qmp: QmpClient, timeoutMs = 15_000): Promise<MigrateInfo | null> {
   try {
     await qmp.execute("migrate_cancel");
   } catch (e) {
     if (!(e instanceof QmpError)) return null; // connection gone: nothing more to do from here
   }
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const info = await queryMigrate(qmp).catch(() => null);
-    if (!info || !migrationRunning(info) || performance.now() > deadline) return info;
-    await Bun.sleep(10);
-  }
+  return settleMigration(qmp, timeoutMs);
 }
 
 function sleepUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
