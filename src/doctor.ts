@@ -6,7 +6,7 @@ import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import * as libc from "../ffi/libc.ts";
 import { OptionError } from "./errors.ts";
-import { DEFAULT_CHANNELS, filesystemName } from "./options.ts";
+import { DEFAULT_CHANNELS, dirSpace } from "./options.ts";
 
 export interface DoctorReport {
   path: string;
@@ -103,15 +103,8 @@ export function doctor(path: string, imageBytes?: number): DoctorReport {
   const isDir = existsSync(path) && statSync(path).isDirectory();
   const dir = isDir ? path : dirname(path);
   if (!existsSync(dir)) throw new OptionError(`${dir} does not exist`);
-  const fd = libc.open(dir, libc.O_RDONLY | libc.O_DIRECTORY);
-  let fs: string;
-  let space: libc.StatfsInfo;
-  try {
-    fs = filesystemName(fd, dir);
-    space = libc.fstatfs(fd, dir);
-  } finally {
-    libc.close(fd, dir);
-  }
+  const space = dirSpace(dir);
+  const fs = space.fs;
   const mount = mountOf(dir);
   const kernel = readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
   const direct = probeDirect(dir);

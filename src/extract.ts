@@ -9,6 +9,7 @@ import { CancelledError, OptionError } from "./errors.ts";
 import { fillOf, readPageMap } from "./format/pages.ts";
 import { MainFile } from "./io/main-file.ts";
 import { mapFileForWrite } from "./memory/region.ts";
+import { dirSpace } from "./options.ts";
 import { restore } from "./restore.ts";
 import { gibPerSecond, type Progress } from "./transfer.ts";
 
@@ -78,12 +79,12 @@ export async function extract(o: ExtractOptions): Promise<ExtractResult> {
   // The raw files stay sparse, so their blocks are allocated as pages land; a file system that fills up
   // under a shared mapping answers with SIGBUS, so make sure the pages fit before starting.
   const need = wanted.reduce((s, n) => s + info.blocks.find((b) => b.name === n)!.present * info.pageSize, 0);
-  const dirFd = libc.open(o.dir, libc.O_RDONLY | libc.O_DIRECTORY);
   let free: number;
   try {
-    free = libc.fstatfs(dirFd, o.dir).freeBytes;
-  } finally {
-    libc.close(dirFd, o.dir);
+    free = dirSpace(o.dir).freeBytes;
+  } catch (e) {
+    input.close();
+    throw e;
   }
   if (need > free) {
     input.close();

@@ -66,9 +66,21 @@ const FS_NAMES: Record<number, string> = {
   0x9fa0: "proc",
 };
 
+const nameOf = (type: number): string => FS_NAMES[type] ?? `file system type 0x${type.toString(16)}`;
+
 export function filesystemName(fd: number, path: string): string {
-  const t = libc.fstatfs(fd, path).type;
-  return FS_NAMES[t] ?? `file system type 0x${t.toString(16)}`;
+  return nameOf(libc.fstatfs(fd, path).type);
+}
+
+/** The file system holding directory `dir`: its name and space, from one statfs. */
+export function dirSpace(dir: string): { fs: string; freeBytes: number; totalBytes: number } {
+  const fd = libc.open(dir, libc.O_RDONLY | libc.O_DIRECTORY);
+  try {
+    const st = libc.fstatfs(fd, dir);
+    return { fs: nameOf(st.type), freeBytes: st.freeBytes, totalBytes: st.totalBytes };
+  } finally {
+    libc.close(fd, dir);
+  }
 }
 
 export type Access = "write" | "read";

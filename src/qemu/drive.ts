@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import * as libc from "../../ffi/libc.ts";
-import { filesystemName } from "../options.ts";
+import { dirSpace } from "../options.ts";
 import { CancelledError, OptionError } from "../errors.ts";
 import { FormatError } from "../format/errors.ts";
 import { inspectFile, type InspectReport } from "../inspect.ts";
@@ -101,7 +101,9 @@ export async function qemuSave(o: QemuSaveOptions): Promise<QemuSaveResult> {
       throw new QemuStateError(`the guest at ${socket} is paused after an earlier save or migration, and QEMU will not migrate it again until it runs: resume it with the QMP command cont first`);
     }
     await refuseIfMigrating(qmp, socket);
-    checkFreeSpace(path, await queryRamBlocks(qmp));
+    // RAM blocks do not change while a guest runs: one query serves the space check and --verify.
+    const guestBlocks = await queryRamBlocks(qmp);
+    checkFreeSpace(path, guestBlocks);
     throwIfAborted(o.signal);
 
     const warnings: string[] = [];
@@ -162,7 +164,7 @@ export async function qemuSave(o: QemuSaveOptions): Promise<QemuSaveResult> {
       fdset: { id: set.id, descriptors: set.qemuFds.length, removed },
       wasRunning: before.running,
       vmState: (await queryRunState(qmp)).status,
-      verified: o.verify ? verifySavedFile(path, await queryRamBlocks(qmp)) : null,
+      verified: o.verify ? verifySavedFile(path, guestBlocks) : null,
       warnings,
     };
   });
@@ -312,21 +314,14 @@ function saveFailed(path: string, desc: string | undefined, status: string): Mig
  */
 function checkFreeSpace(path: string, blocks: RamBlock[]): void {
   const dir = dirname(path);
-  let fd: number;
+  let stat: ReturnType<typeof dirSpace>;
   try {
-    fd = libc.open(dir, libc.O_RDONLY);
+    stat = dirSpace(dir);
   } catch (e) {
     if (e instanceof libc.SysError && e.code === "ENOENT") throw new QemuDriveError(`${dir} does not exist: cannot save ${path} there`);
     throw e;
   }
-  let stat: libc.StatfsInfo;
-  let fs: string;
-  try {
-    stat = libc.fstatfs(fd, dir);
-    fs = filesystemName(fd, dir);
-  } finally {
-    libc.close(fd, dir);
-  }
+  const fs = stat.fs;
   if (stat.totalBytes === 0) return; // no size to run out of (ramfs), or none reported
   let free = stat.freeBytes;
   // The space an existing file holds comes back when QEMU truncates it.
