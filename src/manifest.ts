@@ -62,8 +62,11 @@ function pageArrays(info: StreamInfo): [number, number][] {
   return info.blocks.filter((b) => b.mapped).map((b) => [b.mapped!.pagesOffset, b.length]);
 }
 
-/** Builds and writes FILE.sums (under a temporary name, renamed when written). */
-export function writeManifest(file: string, source: ByteSource, info: StreamInfo, extents: Map<string, string[]>): Manifest {
+/**
+ * Builds and writes FILE.sums (under a temporary name, renamed when written). `extents` holds the hashes
+ * the channels computed, by block index in the file's block list.
+ */
+export function writeManifest(file: string, source: ByteSource, info: StreamInfo, extents: ReadonlyMap<number, string[]>): Manifest {
   const m: Manifest = {
     format: "ramsnap-sums",
     version: 1,
@@ -71,7 +74,7 @@ export function writeManifest(file: string, source: ByteSource, info: StreamInfo
     extentBytes: EXTENT_BYTES,
     offset: info.base,
     mainStream: mainStreamHash(source, info.base, pageArrays(info)),
-    blocks: info.blocks.map((b) => ({ name: b.name, length: b.length, extents: extents.get(b.name) ?? [] })),
+    blocks: info.blocks.map((b, i) => ({ name: b.name, length: b.length, extents: extents.get(i) ?? [] })),
   };
   const path = manifestPath(file);
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);

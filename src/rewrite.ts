@@ -275,7 +275,7 @@ export async function rewrite(o: RewriteOptions): Promise<RewriteResult> {
     w.write((b) => encodeVmdesc(b, trailer));
     w.flush();
     out.commit();
-    if (o.manifest) writeManifestFor(o.output, offset, info.blocks.map((b, i) => [b.name, hashes.get(i) ?? []]));
+    if (o.manifest) writeManifestFor(o.output, offset, hashes);
     const seconds = (performance.now() - t0) / 1000;
     const total = info.blocks.reduce((s, b) => s + b.length, 0);
     return {

@@ -18,10 +18,10 @@ import { parseStream } from "./format/parse.ts";
 import { MainFile } from "./io/main-file.ts";
 
 /** Writes FILE.sums for a finished file, reading back its main stream (which also re-checks the file). */
-export function writeManifestFor(path: string, offset: number, extents: [string, string[]][]): string {
+export function writeManifestFor(path: string, offset: number, extents: ExtentHashes): string {
   const f = MainFile.openRead(path);
   try {
-    writeManifest(path, f, parseStream(f, { base: offset }), new Map(extents));
+    writeManifest(path, f, parseStream(f, { base: offset }), extents);
     return manifestPath(path);
   } finally {
     f.close();
@@ -167,7 +167,7 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
     libc.fsync(channelFd, name);
     writeMappedRamTail(main, plan, layout, maps);
     out.commit();
-    const manifest = o.manifest ? writeManifestFor(o.path!, offset, layout.blocks.map((l, i) => [l.name, hashes.get(i) ?? []])) : undefined;
+    const manifest = o.manifest ? writeManifestFor(o.path!, offset, hashes) : undefined;
     const seconds = (performance.now() - t0) / 1000;
     const blocks = layout.blocks.map((l, i) => {
       const present = countSet(maps[i]!, l.pages);
