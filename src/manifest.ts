@@ -8,7 +8,8 @@ import { basename, dirname, join } from "node:path";
 import * as libc from "../ffi/libc.ts";
 import { OptionError } from "./errors.ts";
 import type { ByteSource } from "./format/bytes.ts";
-import { fillOf, type BlockPages } from "./format/pages.ts";
+import type { BlockPages } from "./format/pages.ts";
+import { gatherPages } from "./channels/page-source.ts";
 import type { StreamInfo } from "./format/parse.ts";
 
 export const EXTENT_BYTES = 1 << 20;
@@ -151,18 +152,7 @@ export function checkFile(path: string, m: Manifest, source: ByteSource & { fd: 
       for (let e = 0; e * EXTENT_BYTES < want.length; e++) {
         const len = Math.min(EXTENT_BYTES, want.length - e * EXTENT_BYTES);
         const first = e * perExtent;
-        for (let k = 0; k < len / ps; ) {
-          const loc = bp.locate(first + k);
-          if (loc < 0) {
-            libc.memset(buf.ptr + k * ps, fillOf(loc), ps);
-            k++;
-            continue;
-          }
-          let n = 1;
-          while (k + n < len / ps && bp.locate(first + k + n) === loc + n * ps) n++;
-          libc.preadFull(source.fd, buf.ptr + k * ps, n * ps, loc, { path: source.name });
-          k += n;
-        }
+        gatherPages(buf.ptr, len / ps, ps, (k) => bp.locate(first + k), (dst, n, at) => libc.preadFull(source.fd, dst, n, at, { path: source.name }));
         if (hashBytes(buf.view.subarray(0, len)) !== want.extents[e]) {
           res.bad.push({ block: want.name, extent: e, offset: e * EXTENT_BYTES, length: len });
           break;

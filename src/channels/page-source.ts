@@ -58,17 +58,26 @@ export function loadPages(src: PageSource, pages: number, ps: number, bounce: (l
     return { base: b.ptr, aligned: true, exists: (i) => inData[i] === 1, holeBytes: (pages - read) * ps };
   }
   const offsets = new Float64Array(src.offsets);
+  gatherPages(b.ptr, pages, ps, (i) => offsets[i]!, (dst, n, at) => readSource(src.fd, src.path, dst, n, at));
+  return { base: b.ptr, aligned: true, exists: (i) => offsets[i]! >= 0 || fillOf(offsets[i]!) !== 0 };
+}
+
+/**
+ * Fills `pages` pages at `dst` as a loader sees them: `locate(i)` says where page i's bytes lie in a
+ * file (or, below 0, a pages.ts code for a page not stored as data, whose fill byte is written);
+ * pages stored back to back are read with one `read(dst, length, offset)`.
+ */
+export function gatherPages(dst: number, pages: number, ps: number, locate: (i: number) => number, read: (dst: number, length: number, offset: number) => void): void {
   for (let i = 0; i < pages; ) {
-    const at = offsets[i]!;
+    const at = locate(i);
     if (at < 0) {
-      libc.memset(b.ptr + i * ps, fillOf(at), ps);
+      libc.memset(dst + i * ps, fillOf(at), ps);
       i++;
       continue;
     }
-    let n = 1; // pages stored back to back are read with one call
-    while (i + n < pages && offsets[i + n] === at + n * ps) n++;
-    readSource(src.fd, src.path, b.ptr + i * ps, n * ps, at);
+    let n = 1;
+    while (i + n < pages && locate(i + n) === at + n * ps) n++;
+    read(dst + i * ps, n * ps, at);
     i += n;
   }
-  return { base: b.ptr, aligned: true, exists: (i) => offsets[i]! >= 0 || fillOf(offsets[i]!) !== 0 };
 }
