@@ -10,7 +10,7 @@ import { cpus, totalmem } from "node:os";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { filesystemName } from "../src/options.ts";
+import { filesystemName } from "../src/io/filesystem.ts";
 import * as libc from "../ffi/libc.ts";
 import { makePattern, shmBytes, startGuest, stopAllGuests, type Guest, type Pattern, type PatternKind } from "../test/helpers/qemu.ts";
 import { dropCaches, median } from "./common.ts";

@@ -13,8 +13,11 @@ export function errnoName(errno: number): string {
   return ERRNO_NAMES[errno] ?? `errno ${errno}`;
 }
 
+/** Base of the libc layer's errors: a system call failed or was refused an argument (CLI exit status 1). */
+export class LibcError extends Error {}
+
 /** A libc call returned failure. `code` is the errno name (ENOSPC, EINVAL, ...). */
-export class SysError extends Error {
+export class SysError extends LibcError {
   override name = "SysError";
   readonly code: string;
   constructor(
@@ -30,7 +33,7 @@ export class SysError extends Error {
 }
 
 /** An argument was refused before it reached libc (NaN offset, misaligned pointer, ...). */
-export class ArgumentError extends Error {
+export class ArgumentError extends LibcError {
   override name = "ArgumentError";
   constructor(
     readonly call: string,
@@ -41,7 +44,7 @@ export class ArgumentError extends Error {
 }
 
 /** A positional read or write moved fewer bytes than asked and cannot continue (end of file, full device). */
-export class ShortIoError extends Error {
+export class ShortIoError extends LibcError {
   override name = "ShortIoError";
   constructor(
     readonly call: string,

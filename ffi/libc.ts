@@ -4,7 +4,7 @@
 import { dlopen, FFIType, ptr as bunPtr, read, toArrayBuffer, type Pointer } from "bun:ffi";
 import { ArgumentError, ShortIoError, SysError } from "./errors.ts";
 
-export { ArgumentError, ShortIoError, SysError, errnoName } from "./errors.ts";
+export { ArgumentError, LibcError, ShortIoError, SysError, errnoName } from "./errors.ts";
 
 const i64f = FFIType.i64_fast;
 

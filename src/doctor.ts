@@ -6,7 +6,9 @@ import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import * as libc from "../ffi/libc.ts";
 import { OptionError } from "./errors.ts";
-import { DEFAULT_CHANNELS, dirSpace } from "./options.ts";
+import { spaceBound } from "./format/layout.ts";
+import { dirSpace } from "./io/filesystem.ts";
+import { DEFAULT_CHANNELS } from "./options.ts";
 
 export interface DoctorReport {
   path: string;
@@ -20,7 +22,7 @@ export interface DoctorReport {
   freeBytes: number;
   totalBytes: number;
   imageBytes: number | null;
-  /** Bytes a mapped-ram file of that image needs at most: the image plus 1 MiB a block for headers and padding. */
+  /** Bytes a mapped-ram file of that image needs at most (format/layout.ts spaceBound, as one block). */
   neededBytes: number | null;
   enoughSpace: boolean | null;
   cgroupMemoryLimit: number | null;
@@ -110,7 +112,7 @@ export function doctor(path: string, imageBytes?: number): DoctorReport {
   const direct = probeDirect(dir);
   const cgroup = cgroupMemoryLimit();
   const cpus = availableParallelism();
-  const needed = imageBytes !== undefined ? imageBytes + (1 << 20) * 16 : null;
+  const needed = imageBytes !== undefined ? spaceBound(imageBytes, 1) : null;
   const warnings: string[] = [];
   const reasons: string[] = [];
   let directIo = direct.accepted;

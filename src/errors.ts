@@ -1,20 +1,55 @@
-// Errors that mean "the user asked for something that cannot work", as opposed to a broken file
-// (FormatError) or a failing system call (SysError). The CLI prints their message as one line.
+// The one error family of ramsnap. Every error raised on purpose is a RamsnapError whose type carries the
+// exit status the CLI uses, so the CLI needs no list of classes: wrong arguments exit 2, facts about
+// files, file systems and QEMU exit 1, a cancelled operation 130. The libc layer keeps its own classes
+// (ffi/errors.ts, all LibcError: exit 1); anything else reaching the CLI is a bug in ramsnap.
 
-/** A wrong, missing or conflicting option; nothing was done. */
-export class OptionError extends Error {
+export abstract class RamsnapError extends Error {
+  /** The CLI's exit status for this kind of error. */
+  abstract readonly exitCode: number;
+}
+
+/** A wrong, missing or conflicting argument; nothing was done. */
+export class OptionError extends RamsnapError {
   override name = "OptionError";
+  readonly exitCode = 2;
+}
+
+/**
+ * The files, the file system or the QEMU at hand do not allow what was asked: a classic stream where
+ * mapped-ram is needed, too little free space, a malformed manifest. The arguments were fine.
+ */
+export class RefusedError extends RamsnapError {
+  override name = "RefusedError";
+  readonly exitCode = 1;
 }
 
 /** The operation was stopped by the user (Ctrl-C) or by a caller's AbortSignal. */
-export class CancelledError extends Error {
+export class CancelledError extends RamsnapError {
   override name = "CancelledError";
+  readonly exitCode = 130;
   constructor(message = "cancelled") {
     super(message);
   }
 }
 
 /** The data does not match its integrity manifest (FILE.sums). */
-export class IntegrityError extends Error {
+export class IntegrityError extends RamsnapError {
   override name = "IntegrityError";
+  readonly exitCode = 1;
+}
+
+/** A channel (Worker) reported a failed job; the message names the call, the file and the errno. */
+export class ChannelError extends RamsnapError {
+  override name = "ChannelError";
+  readonly exitCode = 1;
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new CancelledError();
 }

@@ -1,17 +1,20 @@
 // extract: one raw file per RAM block, every page at its offset and absent pages left as holes: plain
-// RAM, what memory-forensics tools read. mapped-ram files go through the channels with direct I/O
-// (it is a restore into fresh files); classic streams hold their pages inline and in order, so they are
-// copied in one pass.
+// RAM, what memory-forensics tools read. mapped-ram files go through the channels with direct I/O (it is
+// a restore into fresh files); classic streams hold their pages inline and in order, so they are copied
+// in one pass.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as libc from "../ffi/libc.ts";
-import { CancelledError, OptionError } from "./errors.ts";
-import { fillOf, readPageMap } from "./format/pages.ts";
+import { gibPerSecond, type Progress } from "./channels/session.ts";
+import { CancelledError, RefusedError } from "./errors.ts";
+import { spaceBound } from "./format/layout.ts";
+import { fillOf, readPageMap, type PageMap } from "./format/pages.ts";
+import type { RamBlockInfo } from "./format/parse.ts";
+import { dirSpace } from "./io/filesystem.ts";
 import { MainFile } from "./io/main-file.ts";
 import { mapFileForWrite } from "./memory/region.ts";
-import { dirSpace } from "./options.ts";
+import { matchBlocks } from "./options.ts";
 import { restore } from "./restore.ts";
-import { gibPerSecond, type Progress } from "./transfer.ts";
 
 export interface ExtractOptions {
   path: string;
@@ -55,101 +58,74 @@ export function blockFileName(name: string, taken: Set<string>): string {
 
 export async function extract(o: ExtractOptions): Promise<ExtractResult> {
   const t0 = performance.now();
-  const input = MainFile.openRead(o.path);
-  let map;
-  try {
-    map = readPageMap(input, { base: o.offset ?? 0 });
-  } catch (e) {
-    input.close();
-    throw e;
-  }
-  const { info } = map;
-  if (info.ramFormat === null) {
-    input.close();
-    throw new OptionError(`${o.path} has no RAM section`);
-  }
-  const wanted = o.blocks?.length ? o.blocks : info.blocks.filter((b) => !b.shared).map((b) => b.name);
-  for (const n of wanted) {
-    if (!info.blocks.some((b) => b.name === n)) {
-      input.close();
-      throw new OptionError(`${o.path} has no RAM block named ${n}; it has ${info.blocks.map((b) => b.name).join(", ")}`);
-    }
-  }
+  using input = MainFile.openRead(o.path);
+  const map = readPageMap(input, { base: o.offset ?? 0 });
+  const ramFormat = map.info.ramFormat;
+  if (ramFormat === null) throw new RefusedError(`${o.path} has no RAM section`);
+  const blocks = matchBlocks(o.path, map.info.blocks, o.blocks?.length ? o.blocks : map.info.blocks.filter((b) => !b.shared).map((b) => b.name));
   mkdirSync(o.dir, { recursive: true });
-  // The raw files stay sparse, so their blocks are allocated as pages land; a file system that fills up
-  // under a shared mapping answers with SIGBUS, so make sure the pages fit before starting.
-  const need = wanted.reduce((s, n) => s + info.blocks.find((b) => b.name === n)!.present * info.pageSize, 0);
-  let free: number;
+  checkRoom(o.dir, blocks, map.info.pageSize);
+  const out = rawFilesFor(blocks);
   try {
-    free = dirSpace(o.dir).freeBytes;
-  } catch (e) {
-    input.close();
-    throw e;
-  }
-  if (need > free) {
-    input.close();
-    throw new OptionError(`${o.dir} has ${free} bytes free, but the pages to extract take ${need}`);
-  }
-  const taken = new Set<string>();
-  const out: ExtractedBlock[] = wanted.map((name) => {
-    const b = info.blocks.find((x) => x.name === name)!;
-    return { name, file: blockFileName(name, taken), length: b.length, pages: b.pages, present: b.present };
-  });
-  // Fresh files: whatever was there goes, so pages the save does not hold stay holes.
-  for (const e of out) rmSync(join(o.dir, e.file), { force: true });
-  try {
-    if (info.ramFormat === "mapped-ram") {
-      input.close();
-      await restore({
-        path: o.path,
-        offset: o.offset,
-        blocks: out.map((e) => ({ name: e.name, path: join(o.dir, e.file) })),
-        channels: o.channels,
-        directIo: o.directIo,
-        keepHoles: true,
-        onProgress: o.onProgress,
-        signal: o.signal,
-      });
-    } else {
-      copyClassic(input, map, out, o);
-      input.close();
+    for (const e of out) rmSync(join(o.dir, e.file), { force: true }); // fresh files: absent pages stay holes
+    if (ramFormat === "mapped-ram") {
+      const targets = out.map((e) => ({ name: e.name, path: join(o.dir, e.file) }));
+      await restore({ path: o.path, offset: o.offset, blocks: targets, channels: o.channels, directIo: o.directIo, keepHoles: true, onProgress: o.onProgress, signal: o.signal });
     }
+    else copyClassic(input, map, out, o);
   } catch (e) {
-    input.close();
     for (const x of out) rmSync(join(o.dir, x.file), { force: true });
     throw e;
   }
-  writeFileSync(join(o.dir, "blocks.json"), `${JSON.stringify({ source: o.path, ramFormat: info.ramFormat, pageSize: info.pageSize, blocks: out }, null, 2)}\n`);
+  writeFileSync(join(o.dir, "blocks.json"), `${JSON.stringify({ source: o.path, ramFormat, pageSize: map.info.pageSize, blocks: out }, null, 2)}\n`);
   const seconds = (performance.now() - t0) / 1000;
-  return { file: o.path, dir: o.dir, ramFormat: info.ramFormat, blocks: out, seconds, gibPerSecond: gibPerSecond(out.reduce((s, b) => s + b.length, 0), seconds) };
+  return { file: o.path, dir: o.dir, ramFormat, blocks: out, seconds, gibPerSecond: gibPerSecond(out.reduce((s, b) => s + b.length, 0), seconds) };
+}
+
+/**
+ * The raw files stay sparse, so their blocks are allocated as pages land; a file system that fills up
+ * under a shared mapping answers with SIGBUS, so make sure the pages fit before starting.
+ */
+function checkRoom(dir: string, blocks: RamBlockInfo[], pageSize: number): void {
+  const need = spaceBound(blocks.reduce((s, b) => s + b.present * pageSize, 0), blocks.length);
+  const free = dirSpace(dir).freeBytes;
+  if (need > free) throw new RefusedError(`${dir} has ${free} bytes free, but the pages to extract take ${need}`);
+}
+
+function rawFilesFor(blocks: RamBlockInfo[]): ExtractedBlock[] {
+  const taken = new Set<string>();
+  return blocks.map((b) => ({ name: b.name, file: blockFileName(b.name, taken), length: b.length, pages: b.pages, present: b.present }));
 }
 
 /** Classic pages sit inline in the stream: copy each one's last record from a mapping of the file. */
-function copyClassic(input: MainFile, map: ReturnType<typeof readPageMap>, out: ExtractedBlock[], o: ExtractOptions): void {
+function copyClassic(input: MainFile, map: PageMap, out: ExtractedBlock[], o: ExtractOptions): void {
   const t0 = performance.now();
   const src = libc.mmap(input.size, libc.PROT_READ, libc.MAP_SHARED, input.fd, 0, input.name);
   const total = out.reduce((s, b) => s + b.length, 0);
   let done = 0;
   try {
     for (const e of out) {
-      const bp = map.blocks.find((b) => b.info.name === e.name)!;
-      const ps = bp.info.length / bp.info.pages;
-      const target = mapFileForWrite(join(o.dir, e.file), e.length, false);
-      try {
-        for (let p = 0; p < bp.info.pages; p++) {
-          if ((p & 4095) === 0 && o.signal?.aborted) throw new CancelledError();
-          const loc = bp.locate(p);
-          if (loc >= 0) libc.memcpy(target.ptr + p * ps, src + loc, ps);
-          else if (fillOf(loc) !== 0) libc.memset(target.ptr + p * ps, fillOf(loc), ps);
-        }
-        target.sync();
-      } finally {
-        target.release();
-      }
+      copyClassicBlock(src, map.blocks.find((b) => b.info.name === e.name)!, join(o.dir, e.file), o.signal);
       done += e.length;
       o.onProgress?.({ doneBytes: done, totalBytes: total, ioBytes: done, seconds: (performance.now() - t0) / 1000 });
     }
   } finally {
     libc.munmap(src, input.size);
+  }
+}
+
+function copyClassicBlock(src: number, bp: PageMap["blocks"][number], path: string, signal?: AbortSignal): void {
+  const ps = bp.info.length / bp.info.pages;
+  const target = mapFileForWrite(path, bp.info.length, false);
+  try {
+    for (let p = 0; p < bp.info.pages; p++) {
+      if ((p & 4095) === 0 && signal?.aborted) throw new CancelledError();
+      const loc = bp.locate(p);
+      if (loc >= 0) libc.memcpy(target.ptr + p * ps, src + loc, ps);
+      else if (fillOf(loc) !== 0) libc.memset(target.ptr + p * ps, fillOf(loc), ps);
+    }
+    target.sync();
+  } finally {
+    target.release();
   }
 }

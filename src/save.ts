@@ -1,41 +1,20 @@
-// save: RAM images into one mapped-ram file. The main stream (plain descriptor) writes the head,
-// channels (Workers, O_DIRECT descriptor with direct I/O) write the pages at their fixed slots, and only
-// then does the main stream write bitmaps and the tail that ends in EOF.
-import * as libc from "../ffi/libc.ts";
-import { ChannelPool } from "./channels/pool.ts";
-import { CancelledError, OptionError } from "./errors.ts";
-import { DEFAULT_MACHINE_TYPE, DEFAULT_PAGE_SIZE } from "./format/constants.ts";
-import { machineSendsSwitchover, writeMappedRamHead, writeMappedRamTail, type MappedRamPlan } from "./format/mapped-ram-stream.ts";
+// save: RAM images into one mapped-ram file. The main stream writes the head, the channels write the
+// pages at their fixed slots (direct I/O when asked), and only once the pages are on disk does the main
+// stream write the bitmaps and the tail that ends in EOF.
+import { gibPerSecond, PageSession, type Progress } from "./channels/session.ts";
+import { OptionError } from "./errors.ts";
 import { countSet } from "./format/bitmap.ts";
-import { OutputFile } from "./io/output.ts";
-import { bufferRegion, openFileSource } from "./memory/region.ts";
-import { dataPagesOf, mapData } from "./memory/holes.ts";
-import type { PageSource } from "./channels/messages.ts";
-import { checkBlocks, checkTransfer, DEFAULT_MAX_GAP, openDirect, probeDirect } from "./options.ts";
-import { gibPerSecond, jobsPerChunk, runJobs, type ExtentHashes, type Progress } from "./transfer.ts";
-import { manifestPath, writeManifest } from "./manifest.ts";
-import { parseStream } from "./format/parse.ts";
-import { MainFile } from "./io/main-file.ts";
+import { DEFAULT_MACHINE_TYPE, DEFAULT_PAGE_SIZE } from "./format/constants.ts";
+import { machineSendsSwitchover, ramsnapStream, type MappedRamPlan } from "./format/mapped-ram-stream.ts";
+import { jobsPerChunk } from "./channels/jobs.ts";
+import { checkDescriptors } from "./io/descriptors.ts";
+import { writeManifestOf } from "./integrity/sums.ts";
+import { openSource, type BlockSource, type RamSource } from "./memory/sources.ts";
+import { checkBlocks, checkTransfer, type Transfer } from "./options.ts";
+import { createSaveFile } from "./savefile/open.ts";
+import type { SaveFileWriter } from "./savefile/side.ts";
 
-/** Writes FILE.sums for a finished file, reading back its main stream (which also re-checks the file). */
-export function writeManifestFor(path: string, offset: number, extents: ExtentHashes): string {
-  const f = MainFile.openRead(path);
-  try {
-    writeManifest(path, f, parseStream(f, { base: offset }), extents);
-    return manifestPath(path);
-  } finally {
-    f.close();
-  }
-}
-
-export interface BlockSource {
-  /** The RAM block's name as QEMU knows it (the memory backend's id, e.g. "ram0", or "pc.ram"). */
-  name: string;
-  /** A file holding the block's bytes (raw image, /dev/shm guest RAM). */
-  path?: string;
-  /** Or bytes in this process. */
-  buffer?: Uint8Array;
-}
+export type { BlockSource } from "./memory/sources.ts";
 
 export interface SaveOptions {
   /** The file to write; created if needed, bytes before `offset` kept, everything after replaced. */
@@ -56,7 +35,7 @@ export interface SaveOptions {
   zeroPageDetection?: boolean;
   /** Gaps of at most this many absent pages are written along with their neighbours (default 32). */
   maxGap?: number;
-  /** Also write FILE.sums: a hash of each 1 MiB of every block and of the main stream (see manifest.ts). */
+  /** Also write FILE.sums: a hash of each 1 MiB of every block and of the main stream (see integrity/). */
   manifest?: boolean;
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
@@ -82,119 +61,69 @@ export interface SaveResult {
   offset: number;
 }
 
-/** A block's pages as channels read them: in place for buffers, by pread for files. */
-export interface SourceBlock {
-  readonly name: string;
-  readonly length: number;
-  /** The page source of the chunk of `pages` pages of `pageSize` bytes starting `byteOffset` bytes into the block. */
-  at(byteOffset: number, pages: number, pageSize: number): PageSource;
-  release(): void;
-}
-
-/** `mapHoles`: find a file's holes, so they are not read (only where zero pages are left out anyway). */
-export function openSource(b: BlockSource, mapHoles = true): SourceBlock {
-  if (b.buffer && b.path) throw new OptionError(`block ${b.name}: give a path or a buffer, not both`);
-  if (b.buffer) {
-    if (b.buffer.length === 0) throw new OptionError(`block ${b.name} is empty`);
-    const r = bufferRegion(b.name, b.buffer);
-    return { name: b.name, length: r.length, at: (off) => ({ kind: "memory", addr: r.ptr + off, aligned: r.aligned && off % 4096 === 0 }), release: r.release };
-  }
-  if (b.path) {
-    const f = openFileSource(b.path);
-    try {
-      const map = mapHoles ? mapData(f.fd, b.path, f.length) : null;
-      const at = (off: number, pages: number, pageSize: number): PageSource => {
-        const data = map ? dataPagesOf(map, off, pages, pageSize) : undefined;
-        return { kind: "file", fd: f.fd, path: b.path!, offset: off, ...(data ? { data } : {}) };
-      };
-      return { name: b.name, length: f.length, at, release: f.release };
-    } catch (e) {
-      f.release();
-      throw e;
-    }
-  }
-  throw new OptionError(`block ${b.name}: no source (a path or a buffer)`);
-}
-
-
 export async function save(o: SaveOptions): Promise<SaveResult> {
-  const t0 = performance.now();
-  const pageSize = DEFAULT_PAGE_SIZE;
-  const { channels, directIo, offset } = checkTransfer(o, "write");
+  const t = checkSaveOptions(o);
+  const zeroDetect = o.zeroPageDetection ?? true;
+  await using session = new PageSession({ ...t, onProgress: o.onProgress, signal: o.signal });
+  const sources = o.blocks.map((b) => session.own(openSource(b, zeroDetect)));
+  const plan = planOf(sources, o.machineType, t.offset);
+  const file = session.own(createSaveFile({ ...o, offset: t.offset }, ramsnapStream(plan)));
+  await session.start(file.openChannels(t.directIo), DEFAULT_PAGE_SIZE);
+  const bitmaps = file.layout.blocks.map((l) => new SharedArrayBuffer(l.bitmapSize));
+  const stats = await session.run(saveJobs(file, sources, bitmaps, zeroDetect, o.manifest), plan.totalBytes);
+  const maps = bitmaps.map((b) => new Uint8Array(b));
+  file.finish(maps);
+  const manifest = o.manifest ? writeManifestOf(o.path!, t.offset, session.hashes) : undefined;
+  const blocks = file.layout.blocks.map((l, i) => {
+    const present = countSet(maps[i]!, l.pages);
+    return { name: l.name, length: l.length, present, zero: l.pages - present };
+  });
+  const seconds = session.seconds;
+  return {
+    file: file.name,
+    blocks,
+    ...(manifest ? { manifest } : {}),
+    totalBytes: plan.totalBytes,
+    writtenBytes: stats.ioBytes,
+    sourceHoleBytes: stats.holeBytes,
+    ioCalls: stats.ioCalls,
+    pagesPresent: stats.present,
+    pagesZero: blocks.reduce((s, b) => s + b.zero, 0),
+    seconds,
+    gibPerSecond: gibPerSecond(plan.totalBytes, seconds),
+    channels: t.channels,
+    directIo: t.directIo,
+    offset: t.offset,
+  };
+}
+
+function checkSaveOptions(o: SaveOptions): Transfer {
+  const t = checkTransfer(o, "write");
+  // Handed-over descriptors first: a number closed by mistake could otherwise be reused by a file opened below.
+  if (o.fd !== undefined) checkDescriptors(o.fd, o.directFd, "write");
   if (o.manifest && o.path === undefined) throw new OptionError("--manifest needs an output path (FILE.sums is written beside FILE)");
-  if (o.signal?.aborted) throw new CancelledError();
+  return t;
+}
 
-  const sources: SourceBlock[] = [];
-  let out: OutputFile | undefined;
-  let directFd: number | undefined;
-  let pool: ChannelPool | undefined;
-  const name = o.path ?? `fd ${o.fd}`;
-  try {
-    const zeroDetect = o.zeroPageDetection ?? true;
-    for (const b of o.blocks) sources.push(openSource(b, zeroDetect));
-    const specs = sources.map((b) => ({ name: b.name, length: b.length }));
-    checkBlocks(specs, pageSize);
-    const machineType = o.machineType ?? DEFAULT_MACHINE_TYPE;
-    const plan: MappedRamPlan = { machineType, blocks: specs, pageSize, base: offset, ramSectionId: 2, switchoverStart: machineSendsSwitchover(machineType) };
+/** The stream to write: ramsnap's own configuration and one RAM section holding the sources' blocks. */
+function planOf(sources: RamSource[], machineType = DEFAULT_MACHINE_TYPE, base: number): MappedRamPlan & { totalBytes: number } {
+  const blocks = sources.map((b) => ({ name: b.name, length: b.length }));
+  checkBlocks(blocks, DEFAULT_PAGE_SIZE);
+  const totalBytes = blocks.reduce((s, b) => s + b.length, 0);
+  return { machineType, blocks, pageSize: DEFAULT_PAGE_SIZE, base, ramSectionId: 2, switchoverStart: machineSendsSwitchover(machineType), totalBytes };
+}
 
-    out = OutputFile.open(o, offset);
-    const main = out.main;
-    const layout = writeMappedRamHead(main, plan);
-    const probeAt = layout.blocks[0]!.pagesOffset;
-    if (directIo) {
-      if (o.directFd !== undefined) probeDirect(o.directFd, name, "write", probeAt);
-      else directFd = openDirect(out.writePath!, "write", probeAt, name);
-    }
-    const channelFd = o.directFd ?? directFd ?? main.fd;
-    const bitmaps = layout.blocks.map((l) => new SharedArrayBuffer(l.bitmapSize));
-    pool = await ChannelPool.start(channels, { fd: channelFd, direct: directIo, path: name, pageSize, maxGap: o.maxGap ?? DEFAULT_MAX_GAP });
-    const totalBytes = specs.reduce((s, b) => s + b.length, 0);
-    const jobs = jobsPerChunk(layout.blocks, pageSize, (i, c) => ({
-      type: "save" as const,
-      source: sources[i]!.at(c.byteOffset, c.pages, pageSize),
-      fileOffset: c.fileOffset,
-      bitmap: bitmaps[i]!,
-      firstPage: c.firstPage,
-      pages: c.pages,
-      zeroDetect,
-      hashExtents: o.manifest,
-      block: i,
-    }));
-    const hashes: ExtentHashes = new Map();
-    const stats = await runJobs(pool, jobs, totalBytes, o.onProgress, o.signal, hashes);
-    const maps = bitmaps.map((b) => new Uint8Array(b));
-    // Pages must be on disk before the bitmaps and EOF that make the file complete.
-    libc.fsync(channelFd, name);
-    writeMappedRamTail(main, plan, layout, maps);
-    out.commit();
-    const manifest = o.manifest ? writeManifestFor(o.path!, offset, hashes) : undefined;
-    const seconds = (performance.now() - t0) / 1000;
-    const blocks = layout.blocks.map((l, i) => {
-      const present = countSet(maps[i]!, l.pages);
-      return { name: l.name, length: l.length, present, zero: l.pages - present };
-    });
-    return {
-      file: name,
-      blocks,
-      ...(manifest ? { manifest } : {}),
-      totalBytes,
-      writtenBytes: stats.ioBytes,
-      sourceHoleBytes: stats.holeBytes,
-      ioCalls: stats.ioCalls,
-      pagesPresent: stats.present,
-      pagesZero: blocks.reduce((s, b) => s + b.zero, 0),
-      seconds,
-      gibPerSecond: gibPerSecond(totalBytes, seconds),
-      channels,
-      directIo,
-      offset,
-    };
-  } finally {
-    await pool?.close();
-    for (const b of sources) b.release();
-    if (directFd !== undefined) libc.close(directFd, name);
-    // A save that did not finish must not leave a file that could pass for one.
-    out?.abandon();
-    out?.close();
-  }
+function saveJobs(file: SaveFileWriter, sources: RamSource[], bitmaps: SharedArrayBuffer[], zeroDetect: boolean, hash?: boolean) {
+  const ps = DEFAULT_PAGE_SIZE;
+  return jobsPerChunk(file.layout.blocks, ps, (i, c) => ({
+    type: "save" as const,
+    block: i,
+    source: sources[i]!.at(c.byteOffset, c.pages, ps),
+    fileOffset: c.fileOffset,
+    bitmap: bitmaps[i]!,
+    firstPage: c.firstPage,
+    pages: c.pages,
+    zeroDetect,
+    hashExtents: hash,
+  }));
 }

@@ -3,13 +3,15 @@
 // section and the trailer are checked on the way); content problems are reported per block, naming the
 // first differing page.
 import * as libc from "../ffi/libc.ts";
-import { CancelledError, OptionError } from "./errors.ts";
+import { CancelledError } from "./errors.ts";
 import { fillOf, PAGE_ABSENT, readPageMap, type BlockPages } from "./format/pages.ts";
 import { MainFile } from "./io/main-file.ts";
 import { bufferRegion, mapFileForRead, type MemoryRegion } from "./memory/region.ts";
-import type { BlockSource } from "./save.ts";
-import type { Progress } from "./transfer.ts";
-import { checkFile, findManifest, readManifest, type ManifestCheck } from "./manifest.ts";
+import type { Progress } from "./channels/session.ts";
+import { checkFile, type ManifestCheck } from "./integrity/check.ts";
+import { findManifest, readManifest } from "./integrity/sums.ts";
+import type { BlockSource } from "./memory/sources.ts";
+import { checkOneOf, matchBlocks } from "./options.ts";
 
 export interface VerifyOptions {
   path: string;
@@ -71,12 +73,10 @@ export function verify(o: VerifyOptions): VerifyReport {
     if (info.trailer && info.trailer.devices !== full.length) {
       warnings.push(`the trailer describes ${info.trailer.devices} devices, but the stream has ${full.length} device sections`);
     }
+    matchBlocks(o.path, info.blocks, (o.blocks ?? []).map((b) => b.name));
     for (const b of o.blocks ?? []) {
-      if (!info.blocks.some((x) => x.name === b.name)) throw new OptionError(`${o.path} has no RAM block named ${b.name}; it has ${info.blocks.map((x) => x.name).join(", ")}`);
-      if (regions.has(b.name)) throw new OptionError(`block ${b.name} is given twice`);
-      const r = b.buffer ? bufferRegion(b.name, b.buffer) : b.path ? mapFileForRead(b.path) : undefined;
-      if (!r) throw new OptionError(`block ${b.name}: no image (a path or a buffer)`);
-      regions.set(b.name, r);
+      checkOneOf(b, "image");
+      regions.set(b.name, b.buffer ? bufferRegion(b.name, b.buffer) : mapFileForRead(b.path!));
     }
     const total = [...regions.values()].reduce((s, r) => s + r.length, 0);
     let done = 0;

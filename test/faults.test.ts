@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import * as libc from "../ffi/libc.ts";
-import { ChannelError } from "../src/channels/pool.ts";
+import { ChannelError } from "../src/errors.ts";
 import { inspectFile } from "../src/inspect.ts";
 import { save } from "../src/save.ts";
 import { verify } from "../src/verify.ts";
@@ -235,7 +235,7 @@ describe("EIO from the disk (RAMSNAP_TEST_FAULTS)", () => {
     const target = join(disk.path, "eio-lib.ram");
     const r = await library(
       `import { save } from "@ROOT@/src/save.ts";
-       import { ChannelError } from "@ROOT@/src/channels/pool.ts";
+       import { ChannelError } from "@ROOT@/src/errors.ts";
        import { setFaultHook } from "@ROOT@/ffi/libc.ts";
        import { existsSync } from "node:fs";
        setFaultHook(undefined); // faults in the channels only (each Worker reads RAMSNAP_TEST_FAULTS itself)
@@ -279,7 +279,7 @@ describe("a channel Worker dies mid-job (RAMSNAP_TEST_FAULTS=channel-exit@2)", (
     const target = join(disk.path, "exit-lib.ram");
     const r = await library(
       `import { save } from "@ROOT@/src/save.ts";
-       import { ChannelError } from "@ROOT@/src/channels/pool.ts";
+       import { ChannelError } from "@ROOT@/src/errors.ts";
        const e = await save({ path: ${JSON.stringify(target)}, blocks: [{ name: "ram0", path: ${JSON.stringify(dense)} }], channels: 2 }).then(() => null, (x) => x);
        console.log(JSON.stringify({ channelError: e instanceof ChannelError, message: e?.message }));
        // a channel dies on its 2nd job: a save of a single job works

@@ -4,12 +4,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, linkSync, openSync, closeSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { diff } from "../src/diff.ts";
-import { OptionError } from "../src/errors.ts";
+import { OptionError, RefusedError } from "../src/errors.ts";
 import { FormatError } from "../src/format/errors.ts";
 import { readPageMap } from "../src/format/pages.ts";
 import { inspectFile } from "../src/inspect.ts";
 import { MainFile } from "../src/io/main-file.ts";
-import { rewrite } from "../src/rewrite.ts";
+import { convert } from "../src/convert/index.ts";
 import { verify } from "../src/verify.ts";
 import { clearBit, copy, flipByte, overwrite, readRange, truncatedCopy } from "./helpers/corrupt.ts";
 import { makePattern, type MigrateOptions, migrateToFile, requireQemu, shmBytes, startGuest, stopAllGuests } from "./helpers/qemu.ts";
@@ -294,31 +294,31 @@ describe.skipIf(!requireQemu())("verify, diff and convert on QEMU 10 files", () 
       writeFileSync(input, handBuilt().bytes);
       for (const to of ["mapped-ram", "classic"] as const) {
         const out = path(`plain-${to}.out`);
-        await rewrite({ input, output: out, to, channels: 1 });
+        await convert({ input, output: out, to, channels: 1 });
         const r = inspectFile(out);
         expect(r).toMatchObject({ complete: true, ramFormat: to, blocks: [{ name: "pc.ram", present: 2 }] });
         expect(r.sections.filter((s) => s.type === "FULL").map((s) => s.idstr)).toEqual(["timer"]);
       }
     });
 
-    qtest("a non-RAM iterative section: OptionError naming it and its offset; CLI exit 2; nothing written", async () => {
+    qtest("a non-RAM iterative section: RefusedError naming it and its offset; CLI exit 1; nothing written", async () => {
       const { bytes, at } = handBuilt({ iterative: "block" });
       const input = path("iterative.sav");
       writeFileSync(input, bytes);
       expect(inspectFile(input).sections.some((s) => s.type === "START" && s.idstr === "block")).toBe(true);
       for (const to of ["mapped-ram", "classic"] as const) {
         const out = path(`iterative-${to}.out`);
-        const e = await rejected(rewrite({ input, output: out, to }));
-        expect(e).toBeInstanceOf(OptionError);
+        const e = await rejected(convert({ input, output: out, to }));
+        expect(e).toBeInstanceOf(RefusedError);
         expect((e as Error).message).toBe(`${input}: iterative section "block" (START at offset ${at}) holds state ramsnap cannot re-lay`);
         expect(existsSync(out)).toBe(false);
       }
       const out = path("iterative-cli.out");
-      expectOneLineError(await ramsnap("convert", input, out, "--to", "mapped-ram"), "convert", 2, /iterative section "block" \(START at offset \d+\)/);
+      expectOneLineError(await ramsnap("convert", input, out, "--to", "mapped-ram"), "convert", 1, /iterative section "block" \(START at offset \d+\)/);
       expect(existsSync(out)).toBe(false);
     });
 
-    qtest("postcopy and COLO commands: OptionError naming the command and its offset; CLI exit 2", async () => {
+    qtest("postcopy and COLO commands: RefusedError naming the command and its offset; CLI exit 1", async () => {
       for (const [command, name] of [
         [3, "POSTCOPY_ADVISE"],
         [4, "POSTCOPY_LISTEN"],
@@ -329,11 +329,11 @@ describe.skipIf(!requireQemu())("verify, diff and convert on QEMU 10 files", () 
         const input = path(`cmd-${name}.sav`);
         writeFileSync(input, bytes);
         const out = path(`cmd-${name}.out`);
-        const e = await rejected(rewrite({ input, output: out, to: "mapped-ram" }));
-        expect(e).toBeInstanceOf(OptionError);
+        const e = await rejected(convert({ input, output: out, to: "mapped-ram" }));
+        expect(e).toBeInstanceOf(RefusedError);
         expect((e as Error).message).toBe(`${input}: command ${name} at offset ${at} cannot be carried into a re-laid file`);
         expect(existsSync(out)).toBe(false);
-        if (command === 3) expectOneLineError(await ramsnap("convert", input, out, "--to", "classic"), "convert", 2, /command POSTCOPY_ADVISE at offset \d+ cannot be carried/);
+        if (command === 3) expectOneLineError(await ramsnap("convert", input, out, "--to", "classic"), "convert", 1, /command POSTCOPY_ADVISE at offset \d+ cannot be carried/);
       }
     });
 
@@ -347,7 +347,7 @@ describe.skipIf(!requireQemu())("verify, diff and convert on QEMU 10 files", () 
         const cli = await ramsnap("convert", input, other, "--to", "classic");
         expectOneLineError(cli, "convert", 2, /same file/);
         expect(await fileHash(input)).toBe(hash);
-        const e = await rejected(rewrite({ input, output: other, to: "mapped-ram" }));
+        const e = await rejected(convert({ input, output: other, to: "mapped-ram" }));
         expect(e).toBeInstanceOf(OptionError);
         expect(await fileHash(input)).toBe(hash);
       }

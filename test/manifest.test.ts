@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { IntegrityError, OptionError } from "../src/errors.ts";
+import { IntegrityError, RefusedError } from "../src/errors.ts";
 import { restore } from "../src/restore.ts";
 import { save } from "../src/save.ts";
 import { flipByte, readRange } from "./helpers/corrupt.ts";
@@ -187,17 +187,17 @@ describe("restore --verify", () => {
     expect(existsSync(out)).toBe(false);
   });
 
-  test("without a manifest: a clear error, exit 2, nothing created", async () => {
+  test("without a manifest: a clear error, exit 1, nothing created", async () => {
     const bare = join(disk.path, "bare.ram");
     copyFileSync(file, bare);
     const out = join(shm.path, "bare.out");
-    expectOneLineError(await ramsnap("restore", bare, "--block", `ram0=${out}`, "--verify"), "restore", 2, /--verify: .*bare\.ram\.sums does not exist \(save with --manifest to write one\)/);
+    expectOneLineError(await ramsnap("restore", bare, "--block", `ram0=${out}`, "--verify"), "restore", 1, /--verify: .*bare\.ram\.sums does not exist \(save with --manifest to write one\)/);
     expect(existsSync(out)).toBe(false);
     const e = await restore({ path: bare, blocks: [{ name: "ram0", path: out }], verify: true }).then(
       () => null,
       (x) => x,
     );
-    expect(e).toBeInstanceOf(OptionError);
+    expect(e).toBeInstanceOf(RefusedError);
     expect(existsSync(out)).toBe(false);
   });
 
@@ -205,15 +205,15 @@ describe("restore --verify", () => {
     const odd = copyWithSums(file, "odd.ram");
     writeFileSync(`${odd}.sums`, '{"format": "something else"}\n');
     const out = join(shm.path, "odd.out");
-    expectOneLineError(await ramsnap("restore", odd, "--block", `ram0=${out}`, "--verify"), "restore", 2, /odd\.ram\.sums is not a ramsnap manifest/);
+    expectOneLineError(await ramsnap("restore", odd, "--block", `ram0=${out}`, "--verify"), "restore", 1, /odd\.ram\.sums is not a ramsnap manifest/);
     expect(existsSync(out)).toBe(false);
-    expectOneLineError(await ramsnap("verify", odd), "verify", 2, /odd\.ram\.sums is not a ramsnap manifest/);
+    expectOneLineError(await ramsnap("verify", odd), "verify", 1, /odd\.ram\.sums is not a ramsnap manifest/);
     // right format line, damaged body: still a clear error, not a TypeError
     const good = JSON.parse(readFileSync(`${file}.sums`, "utf8"));
     for (const body of [{ ...good, mainStream: null }, { ...good, blocks: [null] }, { ...good, blocks: [{ name: "ram0", length: 12 * MiB, extents: 3 }] }]) {
       writeFileSync(`${odd}.sums`, JSON.stringify(body));
-      expectOneLineError(await ramsnap("verify", odd), "verify", 2, /odd\.ram\.sums is not a ramsnap manifest: its main stream or block list is malformed/);
-      expectOneLineError(await ramsnap("restore", odd, "--block", `ram0=${out}`, "--verify"), "restore", 2, /is not a ramsnap manifest/);
+      expectOneLineError(await ramsnap("verify", odd), "verify", 1, /odd\.ram\.sums is not a ramsnap manifest: its main stream or block list is malformed/);
+      expectOneLineError(await ramsnap("restore", odd, "--block", `ram0=${out}`, "--verify"), "restore", 1, /is not a ramsnap manifest/);
       expect(existsSync(out)).toBe(false);
     }
   });

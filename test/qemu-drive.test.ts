@@ -297,7 +297,7 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
       try {
         const file = join(mnt, "vm.ram");
         const r = await ramsnap("qemu", "save", "--qmp", socket, file, "--direct-io");
-        expectQemuError(r, "save", 2, /vm\.ram: ramfs does not accept direct I\/O \(O_DIRECT\); run without --direct-io/);
+        expectQemuError(r, "save", 1, /vm\.ram: ramfs does not accept direct I\/O \(O_DIRECT\); run without --direct-io/);
         expect(existsSync(file)).toBe(false);
         await expectGuestUntouched();
       } finally {

@@ -9,7 +9,7 @@ import { extract, type ExtractResult } from "../src/extract.ts";
 import { parseStream } from "../src/format/parse.ts";
 import { inspectFile, type InspectReport } from "../src/inspect.ts";
 import { MainFile } from "../src/io/main-file.ts";
-import { rewrite } from "../src/rewrite.ts";
+import { convert } from "../src/convert/index.ts";
 import { verify } from "../src/verify.ts";
 import { readRange } from "./helpers/corrupt.ts";
 import {
@@ -259,7 +259,7 @@ describe.skipIf(!requireQemu())("round trips with QEMU 10", () => {
 
     qtest("QEMU mapped-ram save -> convert --to classic (library) -> QEMU loads it without mapped-ram", async () => {
       const out = path("mapped-to-classic.sav");
-      const r = await rewrite({ input: scatteredMapped.file, output: out, to: "classic" });
+      const r = await convert({ input: scatteredMapped.file, output: out, to: "classic" });
       expect(r).toMatchObject({ from: "mapped-ram", to: "classic" });
       const before = inspectFile(scatteredMapped.file);
       const after = inspectFile(out);
@@ -415,7 +415,7 @@ describe.skipIf(!requireQemu())("round trips with QEMU 10", () => {
       // And back: classic at offset -> mapped-ram (library, direct I/O) -> QEMU with mapped-ram at the offset.
       const back = path("numa-back.ram");
       writeFileSync(back, prefix);
-      await rewrite({ input: out, inputOffset: 4096, output: back, offset: 4096, to: "mapped-ram", channels: 4, directIo: true });
+      await convert({ input: out, inputOffset: 4096, output: back, offset: 4096, to: "mapped-ram", channels: 4, directIo: true });
       expectSameBytes(readRange(back, 0, 4096), prefix, "prefix of the mapped-ram file");
       const loaded2 = await qemuLoad(`file:${back},offset=4096`, { name: "rt-numa-dst2", numa: 2 }, MAPPED);
       expectSameBytes(loaded2.shm[0]!, saved.shm[0]!, "m0 after the classic -> mapped-ram round trip");
@@ -440,7 +440,7 @@ describe.skipIf(!requireQemu())("round trips with QEMU 10", () => {
       expectSameBytes(await Bun.file(path("x-live/ram0.raw")).bytes(), saved.shm[0]!, "extract of the live save vs the source after the save");
 
       const out = path("live.sav");
-      await rewrite({ input: file, output: out, to: "classic" });
+      await convert({ input: file, output: out, to: "classic" });
       expect(deviceSections(out)).toEqual(deviceSections(file));
       const { shm } = await qemuLoad(`file:${out}`, { name: "rt-live-m-dst" }, CLASSIC);
       expectSameBytes(shm[0]!, saved.shm[0]!, "guest RAM after loading the converted live save");
@@ -461,7 +461,7 @@ describe.skipIf(!requireQemu())("round trips with QEMU 10", () => {
       expectSameBytes(await Bun.file(path("x-live-c/ram0.raw")).bytes(), saved.shm[0]!, "extract of the classic live save");
 
       const out = path("live-c.ram");
-      await rewrite({ input: saved.file, output: out, to: "mapped-ram", channels: 4, directIo: true });
+      await convert({ input: saved.file, output: out, to: "mapped-ram", channels: 4, directIo: true });
       expect(deviceSections(out)).toEqual(deviceSections(saved.file));
       const { shm } = await qemuLoad(`file:${out}`, { name: "rt-live-c-dst" }, MAPPED);
       expectSameBytes(shm[0]!, saved.shm[0]!, "guest RAM after loading the converted classic live save");

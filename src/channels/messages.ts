@@ -1,5 +1,6 @@
 // What the main thread and the channel Workers say to each other. Pointers travel as numbers: Workers
 // share the process's address space, and posting the memory itself would copy it.
+import type { PageSource } from "../memory/page-source.ts";
 
 export interface ChannelSetup {
   type: "setup";
@@ -14,29 +15,12 @@ export interface ChannelSetup {
   maxGap: number;
 }
 
-/**
- * Where a save job's pages come from. Files are read with pread into an aligned buffer rather than
- * mapped: a mapped file that shrinks under us raises SIGBUS and kills the process, a read just comes
- * up short and becomes an error message.
- */
-export type PageSource =
-  /** An in-process buffer, used in place (through a bounce buffer when not page-aligned). */
-  | { kind: "memory"; addr: number; aligned: boolean }
-  /**
-   * A file holding the chunk's pages back to back from `offset`; `data`, when known, lists the page
-   * ranges [first, stop) that are not holes (see memory/holes.ts).
-   */
-  | { kind: "file"; fd: number; path: string; offset: number; data?: [number, number][] }
-  /**
-   * Pages scattered in a file (a save file being re-laid): a Float64Array with, per page of the chunk, the
-   * file offset of its bytes, or a pages.ts code for a page not stored as data (absent, or a fill byte).
-   */
-  | { kind: "pages"; fd: number; path: string; offsets: SharedArrayBuffer };
-
 /** Save one chunk of a block: find zero pages, set bitmap bits, write the rest at their slots. */
 export interface SaveJob {
   type: "save";
   id: number;
+  /** The block's index in the file's block list (extent hashes are gathered by it). */
+  block: number;
   source: PageSource;
   /** Absolute file offset of the chunk's first page. */
   fileOffset: number;
@@ -54,6 +38,7 @@ export interface SaveJob {
 export interface RestoreJob {
   type: "restore";
   id: number;
+  block: number;
   dst: number;
   dstAligned: boolean;
   fileOffset: number;

@@ -1,19 +1,8 @@
 // The channel pool: N Workers fed page-chunk jobs from one queue. Each Worker keeps two jobs in hand
 // so it never waits for the main thread between calls. Workers are created per operation and always
 // closed, on success and on failure.
-import { CancelledError } from "../errors.ts";
+import { CancelledError, ChannelError } from "../errors.ts";
 import type { ChannelSetup, FromChannel, Job, JobDone, ToChannel } from "./messages.ts";
-
-/** A channel reported a failed job; the message names the call, the file and the errno. */
-export class ChannelError extends Error {
-  override name = "ChannelError";
-  constructor(
-    message: string,
-    readonly code?: string,
-  ) {
-    super(message);
-  }
-}
 
 const IN_FLIGHT = 2;
 

@@ -3,8 +3,8 @@
 // descriptors and addresses come from the main thread.
 import * as libc from "../../ffi/libc.ts";
 import { setBit, testBit } from "../format/bitmap.ts";
-import { loadPages } from "./page-source.ts";
-import { hashExtents } from "../manifest.ts";
+import { loadPages } from "../memory/page-source.ts";
+import { hashExtents } from "../integrity/hash.ts";
 import type { ChannelSetup, FromChannel, RestoreJob, SaveJob, ToChannel } from "./messages.ts";
 import { planRuns, type Run } from "./plan.ts";
 

@@ -1,7 +1,19 @@
-// Option parsing shared by commands: citty gives strings, and keeps only the last of a repeated flag.
+// The options commands share, defined once, and their parsing: citty gives strings, and keeps only the
+// last of a repeated flag.
 import { OptionError } from "../errors.ts";
 import { DEFAULT_CHANNELS, MAX_CHANNELS } from "../options.ts";
 import { parseSize } from "./text.ts";
+
+/** The options of every command that moves pages through ramsnap's channels (save, restore, extract, convert). */
+export const pageArgs = {
+  channels: { type: "string", description: `Worker channels moving pages in parallel, 1 to ${MAX_CHANNELS}`, default: String(DEFAULT_CHANNELS), valueHint: "n" },
+  "direct-io": { type: "boolean", description: "Move pages with O_DIRECT, bypassing the page cache (the file system must support it)" },
+  offset: { type: "string", description: "The stream starts this many bytes into the file (QEMU's file:...,offset=); a save keeps the bytes before it", valueHint: "bytes" },
+  fd: { type: "string", description: "Use this open descriptor (no O_DIRECT) instead of a path, as handed over by a management program", valueHint: "n" },
+  "direct-fd": { type: "string", description: "With --fd: a second descriptor on the same file, opened with O_DIRECT; implies --direct-io", valueHint: "n" },
+  json: { type: "boolean", description: "Print a JSON summary instead of text" },
+  progress: { type: "boolean", description: "Progress bar on stderr (default: when stderr is a terminal)" },
+} as const;
 
 /** Every value of a repeatable flag (`--block a=1 --block b=2`, or `--block=a=1`). */
 export function repeated(rawArgs: string[], flag: string): string[] {

@@ -7,7 +7,10 @@ import { saveCommand } from "./save.ts";
 import { demoCommand } from "./demo.ts";
 import { doctorCommand } from "./doctor.ts";
 import { qemuCommand } from "./qemu.ts";
-import { convertCommand, diffCommand, extractCommand, verifyCommand } from "./files.ts";
+import { convertCommand } from "./convert.ts";
+import { diffCommand } from "./diff.ts";
+import { extractCommand } from "./extract.ts";
+import { verifyCommand } from "./verify.ts";
 import { EXAMPLES, runCli } from "./run.ts";
 
 export const rootCommand = defineCommand({

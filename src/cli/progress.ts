@@ -1,5 +1,5 @@
 // A one-line progress bar on stderr, drawn only on a terminal (piped output stays clean for scripts).
-import type { Progress } from "../transfer.ts";
+import type { Progress } from "../channels/session.ts";
 import { bytes } from "./text.ts";
 
 export function progressBar(label: string, enabled = process.stderr.isTTY === true): { update: (p: Progress) => void; done: () => void } {

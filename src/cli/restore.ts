@@ -2,10 +2,9 @@ import { defineCommand } from "citty";
 import { parseBlockArg } from "../options.ts";
 import { restore, type RestoreResult } from "../restore.ts";
 import { OptionError } from "../errors.ts";
-import { repeated, transferArgs } from "./args.ts";
+import { pageArgs, repeated, transferArgs } from "./args.ts";
 import { abortOnSigint, progressBar } from "./progress.ts";
 import { EXAMPLES } from "./run.ts";
-import { channelArgs } from "./save.ts";
 import { bytes, table } from "./text.ts";
 
 export function renderRestore(r: RestoreResult): string {
@@ -24,7 +23,7 @@ export const restoreCommand = defineCommand({
   args: {
     file: { type: "positional", description: "The mapped-ram file (omit with --fd)", required: false },
     block: { type: "string", description: "A block to restore: its name in the file and the target file (created or resized); repeat for more", valueHint: "name=path" },
-    ...channelArgs,
+    ...pageArgs,
     verify: { type: "boolean", description: "Check the file's main stream and every restored 1 MiB against FILE.sums (save --manifest writes it)" },
   },
   async run({ args, rawArgs }) {

@@ -2,12 +2,8 @@
 // stderr with a non-zero exit (2 for usage, 1 for everything else), and help ends with examples.
 import { renderUsage, runCommand, type ArgsDef, type CommandDef } from "citty";
 import { CLIError } from "./citty-error.ts";
-import { ArgumentError, ShortIoError, SysError } from "../../ffi/libc.ts";
-import { FormatError } from "../format/errors.ts";
-import { CancelledError, IntegrityError, OptionError } from "../errors.ts";
-import { ChannelError } from "../channels/pool.ts";
-import { QemuDriveError } from "../qemu/errors.ts";
-import { QmpConnectionError, QmpError } from "../qemu/qmp.ts";
+import { LibcError } from "../../ffi/libc.ts";
+import { OptionError, RamsnapError } from "../errors.ts";
 
 // biome-ignore lint: citty's generic command type
 type AnyCommand = CommandDef<any>;
@@ -74,21 +70,9 @@ export async function usage(cmd: AnyCommand, parent?: AnyCommand): Promise<strin
 
 /** Turns any error into the one line a user sees, and the exit code. */
 function describeError(e: unknown): { message: string; code: number } {
-  if (e instanceof OptionError || e instanceof CLIError) return { message: stripAnsi(e.message), code: 2 };
-  if (e instanceof CancelledError) return { message: e.message, code: 130 };
-  if (
-    e instanceof FormatError ||
-    e instanceof IntegrityError ||
-    e instanceof ChannelError ||
-    e instanceof SysError ||
-    e instanceof ShortIoError ||
-    e instanceof ArgumentError ||
-    e instanceof QemuDriveError ||
-    e instanceof QmpError ||
-    e instanceof QmpConnectionError
-  ) {
-    return { message: e.message, code: 1 };
-  }
+  if (e instanceof RamsnapError) return { message: e.message, code: e.exitCode };
+  if (e instanceof CLIError) return { message: stripAnsi(e.message), code: 2 };
+  if (e instanceof LibcError) return { message: e.message, code: 1 };
   if (e instanceof Error) return { message: `${e.message} (internal error: please report it with the command you ran)`, code: 1 };
   return { message: String(e), code: 1 };
 }

@@ -1,24 +1,14 @@
 import { defineCommand } from "citty";
-import { MAX_CHANNELS, DEFAULT_CHANNELS, parseBlockArg } from "../options.ts";
+import { parseBlockArg } from "../options.ts";
 import { save, type SaveResult } from "../save.ts";
 import { CancelledError, OptionError } from "../errors.ts";
 import { DEFAULT_MACHINE_TYPE } from "../format/constants.ts";
-import { repeated, transferArgs } from "./args.ts";
+import { pageArgs, repeated, transferArgs } from "./args.ts";
 import { abortOnSigint, progressBar } from "./progress.ts";
 import { EXAMPLES } from "./run.ts";
 import { bytes, table } from "./text.ts";
-import { rewrite } from "../rewrite.ts";
-import { renderRewrite } from "./files.ts";
-
-export const channelArgs = {
-  channels: { type: "string", description: `Worker channels moving pages in parallel, 1 to ${MAX_CHANNELS}`, default: String(DEFAULT_CHANNELS), valueHint: "n" },
-  "direct-io": { type: "boolean", description: "Move pages with O_DIRECT, bypassing the page cache (the file system must support it)" },
-  offset: { type: "string", description: "The stream starts this many bytes into the file (QEMU's file:...,offset=); bytes before it are kept", valueHint: "bytes" },
-  fd: { type: "string", description: "Use this open descriptor (no O_DIRECT) instead of a path, as handed over by a management program", valueHint: "n" },
-  "direct-fd": { type: "string", description: "With --fd: a second descriptor on the same file, opened with O_DIRECT; implies --direct-io", valueHint: "n" },
-  json: { type: "boolean", description: "Print a JSON summary instead of text" },
-  progress: { type: "boolean", description: "Progress bar on stderr (default: when stderr is a terminal)" },
-} as const;
+import { convert } from "../convert/index.ts";
+import { renderConvert } from "./convert.ts";
 
 export function renderSave(r: SaveResult): string {
   const rows = r.blocks.map((b) => [b.name, bytes(b.length), `${b.present} present`, `${b.zero} zero`]);
@@ -38,7 +28,7 @@ export const saveCommand = defineCommand({
     machine: { type: "string", description: "Machine type written in the file; QEMU loads only files of its own machine type", default: DEFAULT_MACHINE_TYPE, valueHint: "type" },
     manifest: { type: "boolean", description: "Also write FILE.sums: a hash of every 1 MiB of RAM and of the main stream, for verify and restore --verify" },
     like: { type: "string", description: "Take configuration, device state and trailer from this QEMU save of the same VM; blocks not given keep its pages", valueHint: "file" },
-    ...channelArgs,
+    ...pageArgs,
   },
   async run({ args, rawArgs }) {
     const blocks = repeated(rawArgs, "block").map(parseBlockArg);
@@ -53,7 +43,7 @@ export const saveCommand = defineCommand({
         if (fd !== undefined || args["direct-fd"] !== undefined) throw new OptionError("--like writes to -o FILE, not to descriptors");
         if (rawArgs.some((a) => a === "--machine" || a.startsWith("--machine="))) throw new OptionError("--like takes the machine type from the QEMU file; drop --machine");
         if (args.output === args.like) throw new OptionError("-o and --like must be different files");
-        const r = await rewrite({
+        const r = await convert({
           input: args.like,
           output: args.output!,
           to: "mapped-ram",
@@ -66,7 +56,7 @@ export const saveCommand = defineCommand({
           signal: sig.signal,
         });
         bar.done();
-        process.stdout.write(args.json ? `${JSON.stringify(r, null, 2)}\n` : renderRewrite(r));
+        process.stdout.write(args.json ? `${JSON.stringify(r, null, 2)}\n` : renderConvert(r));
         return;
       }
       const r = await save({

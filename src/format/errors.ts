@@ -1,6 +1,9 @@
+import { RamsnapError } from "../errors.ts";
+
 /** The file is not what it should be. The message names the file, the byte offset and what was expected. */
-export class FormatError extends Error {
+export class FormatError extends RamsnapError {
   override name = "FormatError";
+  readonly exitCode = 1;
   constructor(
     readonly file: string,
     readonly offset: number,

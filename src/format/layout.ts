@@ -27,6 +27,15 @@ export interface MappedRamLayout {
   end: number;
 }
 
+/**
+ * The most bytes a mapped-ram file holding `pageBytes` of pages in `blocks` blocks takes on disk: the pages,
+ * plus up to 1 MiB of alignment before each block's page array and 1 MiB for the rest of the stream. The
+ * one space estimate of ramsnap (save, qemu save, extract and doctor all check against it).
+ */
+export function spaceBound(pageBytes: number, blocks: number): number {
+  return pageBytes + (blocks + 1) * MAPPED_RAM_FILE_OFFSET_ALIGNMENT;
+}
+
 export const roundUp = (v: number, to: number): number => Math.ceil(v / to) * to;
 
 /** Bitmap bytes for a block: one bit a page, stored as 64-bit words. */

@@ -3,7 +3,7 @@
 import * as libc from "../../ffi/libc.ts";
 import type { ByteSink, ByteSource } from "../format/bytes.ts";
 
-export class MainFile implements ByteSource, ByteSink {
+export class MainFile implements ByteSource, ByteSink, Disposable {
   #closed = false;
   /** Size when opened; a reader works on a file nobody else is changing. */
   readonly size: number;
@@ -48,5 +48,9 @@ export class MainFile implements ByteSource, ByteSink {
     if (this.#closed || !this.owned) return;
     this.#closed = true;
     libc.close(this.fd, this.name);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 }

@@ -5,8 +5,9 @@
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import * as libc from "../../ffi/libc.ts";
-import { dirSpace } from "../options.ts";
-import { CancelledError, OptionError } from "../errors.ts";
+import { spaceBound } from "../format/layout.ts";
+import { dirSpace, type DirSpace } from "../io/filesystem.ts";
+import { CancelledError, OptionError, throwIfAborted } from "../errors.ts";
 import { FormatError } from "../format/errors.ts";
 import { inspectFile, type InspectReport } from "../inspect.ts";
 import { passFileToQemu, removeQuietly, type MigrationFdset } from "./fdset.ts";
@@ -275,10 +276,6 @@ function checkedChannels(channels = DEFAULT_QEMU_CHANNELS): number {
   return channels;
 }
 
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new CancelledError();
-}
-
 async function refuseIfMigrating(qmp: QmpClient, socket: string): Promise<void> {
   const info = await queryMigrate(qmp);
   if (migrationRunning(info)) {
@@ -314,7 +311,7 @@ function saveFailed(path: string, desc: string | undefined, status: string): Mig
  */
 function checkFreeSpace(path: string, blocks: RamBlock[]): void {
   const dir = dirname(path);
-  let stat: ReturnType<typeof dirSpace>;
+  let stat: DirSpace;
   try {
     stat = dirSpace(dir);
   } catch (e) {
@@ -327,7 +324,7 @@ function checkFreeSpace(path: string, blocks: RamBlock[]): void {
   // The space an existing file holds comes back when QEMU truncates it.
   if (existsSync(path)) free += libc.statx(path).allocated;
   const ram = blocks.reduce((n, b) => n + b.usedLength, 0);
-  const needed = ram + (blocks.length + 1) * MAPPED_RAM_ALIGNMENT;
+  const needed = spaceBound(ram, blocks.length);
   if (free < needed) {
     throw new QemuDriveError(
       `${path}: not enough free space: ${mib(free)} free on ${fs}, up to ${mib(needed)} needed (the guest's ${mib(ram)} of RAM if no page is zero); ` +
@@ -336,7 +333,6 @@ function checkFreeSpace(path: string, blocks: RamBlock[]): void {
   }
 }
 
-const MAPPED_RAM_ALIGNMENT = 2 ** 20;
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 
 async function restoreSettings(settings: AppliedSettings, warnings: string[]): Promise<void> {

@@ -1,9 +1,12 @@
 // Errors from driving a live QEMU. Each message is one line a user can act on: it says what is wrong with
 // this QEMU or this file and, where there is one, the way out. QEMU's own text is quoted, never replaced.
 
+import { RamsnapError } from "../errors.ts";
+
 /** Base class: something about the QEMU being driven (not a bug in ramsnap). */
-export class QemuDriveError extends Error {
+export class QemuDriveError extends RamsnapError {
   override name = "QemuDriveError";
+  readonly exitCode: number = 1;
 }
 
 /** The QEMU is older than the features asked for. */

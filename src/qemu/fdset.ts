@@ -8,7 +8,7 @@
 // holds only a plain descriptor, so that arrangement must never reach it.
 import { rmSync } from "node:fs";
 import * as libc from "../../ffi/libc.ts";
-import { openDirect } from "../options.ts";
+import { openDirect } from "../io/direct.ts";
 import type { QmpClient } from "./qmp.ts";
 import { QmpError } from "./qmp.ts";
 import { QemuDriveError } from "./errors.ts";

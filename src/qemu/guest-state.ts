@@ -1,4 +1,5 @@
 // What a QEMU says about its guest and its migration: the facts the drive checks before it touches anything.
+import { QemuDriveError } from "./errors.ts";
 import type { QmpClient } from "./qmp.ts";
 
 export interface RunState {
@@ -53,7 +54,7 @@ export function parseRamBlocks(text: string): RamBlock[] {
     const m = row.exec(line);
     if (m) blocks.push({ name: m[1]!, usedLength: Number(m[2]), maxLength: Number(m[3]) });
   }
-  if (blocks.length === 0) throw new Error(`cannot read QEMU's "info ramblock" output: ${JSON.stringify(text.slice(0, 200))}`);
+  if (blocks.length === 0) throw new QemuDriveError(`cannot read QEMU's "info ramblock" output: ${JSON.stringify(text.slice(0, 200))}`);
   return blocks;
 }
 

@@ -13,6 +13,7 @@ import type { Socket } from "bun";
 import { statSync } from "node:fs";
 import { closeSocket, connectUnix, sendWithFds } from "../../ffi/socket.ts";
 import { SysError } from "../../ffi/errors.ts";
+import { RamsnapError } from "../errors.ts";
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 // A client that never waits for events must not grow without bound.
@@ -36,8 +37,9 @@ export interface QmpEvent {
 }
 
 /** QEMU refused a command; `desc` is QEMU's own error text, worth showing to the user as it is. */
-export class QmpError extends Error {
+export class QmpError extends RamsnapError {
   override name = "QmpError";
+  readonly exitCode = 1;
   constructor(
     /** QEMU's error class, e.g. "GenericError" or "CommandNotFound". */
     readonly klass: string,
@@ -49,8 +51,9 @@ export class QmpError extends Error {
 }
 
 /** The socket is missing, is not QMP, or the connection broke or timed out: nothing QEMU said. */
-export class QmpConnectionError extends Error {
+export class QmpConnectionError extends RamsnapError {
   override name = "QmpConnectionError";
+  readonly exitCode = 1;
 }
 
 interface Waiter<T> {
@@ -108,7 +111,7 @@ export class QmpClient {
   }
 
   get greeting(): QmpGreeting {
-    if (!this.#greeting) throw new Error(`QMP ${this.socketPath}: not connected`);
+    if (!this.#greeting) throw new QmpConnectionError(`QMP ${this.socketPath}: not connected`);
     return this.#greeting;
   }
 

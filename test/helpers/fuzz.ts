@@ -13,7 +13,7 @@
 // (`runCampaign`) is the watchdog: a child that stops reporting is killed and the case is a hang; a child
 // that dies is a crash; both are recorded and a fresh child goes on after the case. Inside a child each case
 // runs inspect and verify, and on a fraction of cases restore into a scratch target folder, then checks:
-//   - every failure is one of the clean error types (FormatError, OptionError, IntegrityError, ChannelError,
+//   - every failure is one of the clean error types (FormatError, OptionError, RefusedError, IntegrityError, ChannelError,
 //     SysError, ShortIoError) and a ChannelError carries an errno or a short-I/O message, not a stray
 //     TypeError from a Worker;
 //   - the case took less than the limit;
@@ -25,8 +25,7 @@
 import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { ArgumentError, ShortIoError, SysError } from "../../ffi/libc.ts";
-import { ChannelError } from "../../src/channels/pool.ts";
-import { IntegrityError, OptionError } from "../../src/errors.ts";
+import { ChannelError, IntegrityError, OptionError, RefusedError } from "../../src/errors.ts";
 import { FormatError } from "../../src/format/errors.ts";
 import { parseStream, type StreamInfo } from "../../src/format/parse.ts";
 import { inspectFile, type InspectReport } from "../../src/inspect.ts";
@@ -760,6 +759,7 @@ export type Op = "inspect" | "verify" | "restore";
 const CLEAN: [string, new (...a: any[]) => Error][] = [
   ["FormatError", FormatError],
   ["OptionError", OptionError],
+  ["RefusedError", RefusedError],
   ["IntegrityError", IntegrityError],
   ["ChannelError", ChannelError],
   ["SysError", SysError],
@@ -906,7 +906,7 @@ export class CaseRunner {
       });
       const v = await attempt("verify", () => verify({ path: copy.path }));
       const unclean = res.failures.some((f) => f.kind === "unclean-error");
-      if (!unclean && !!report !== !!v && !(errors.verify instanceof OptionError) && !(errors.verify instanceof IntegrityError)) {
+      if (!unclean && !!report !== !!v && !(errors.verify instanceof RefusedError) && !(errors.verify instanceof IntegrityError)) {
         fail("inconsistent", `inspect ${res.outcome.inspect}, verify ${res.outcome.verify}: ${classify(errors.inspect ?? errors.verify).message}`);
       }
       const allowed = new Set<string>();
@@ -917,8 +917,8 @@ export class CaseRunner {
         for (const op of ["inspect", "verify"] as Op[]) {
           if (res.outcome[op] !== "ok") fail("baseline", `${op} of the unchanged seed: ${classify(errors[op]).message}`, op);
         }
-        // restore reads mapped-ram files only: a classic seed must be refused by an OptionError
-        const want = seed.info.ramFormat === "mapped-ram" ? "ok" : "OptionError";
+        // restore reads mapped-ram files only: a classic seed must be refused (a fact of the file: RefusedError)
+        const want = seed.info.ramFormat === "mapped-ram" ? "ok" : "RefusedError";
         if (res.outcome.restore !== want) fail("baseline", `restore of the unchanged seed: ${res.outcome.restore}, expected ${want}`, "restore");
         if (v && !v.ok) fail("baseline", `verify of the unchanged seed says not OK: ${JSON.stringify(v.manifest ?? v.blocks).slice(0, 300)}`, "verify");
       }
@@ -1008,7 +1008,7 @@ export class CaseRunner {
           if (b.image && b.differing) fail("restore-mismatch", `${b.name}: ${b.differing} pages differ from the file; first ${JSON.stringify(b.first)}`, "restore");
         }
       } catch (e) {
-        if (!(e instanceof OptionError)) fail("restore-mismatch", `verify of the restored targets failed: ${classify(e).message}`, "restore");
+        if (!(e instanceof RefusedError)) fail("restore-mismatch", `verify of the restored targets failed: ${classify(e).message}`, "restore");
       }
     }
   }
@@ -1215,7 +1215,7 @@ export async function makeCorpus(dir: string, ramMiB = 16): Promise<SeedSpec[]> 
   // Loaded here, not at the top: children never start guests (the QEMU helper starts a janitor on import).
   const q = await import("./qemu.ts");
   const { save } = await import("../../src/save.ts");
-  const { rewrite } = await import("../../src/rewrite.ts");
+  const { convert } = await import("../../src/convert/index.ts");
   mkdirSync(dir, { recursive: true });
   const pattern = q.makePattern(ramMiB * MiB, { seed: 2024, kind: "clustered", nonZeroFraction: 0.05 });
   const ram = join(dir, "ram0.img");
@@ -1244,9 +1244,9 @@ export async function makeCorpus(dir: string, ramMiB = 16): Promise<SeedSpec[]> 
   specs.push({ name: "ramsnap", path: join(dir, "ramsnap.ram"), manifest: false });
   await save({ path: join(dir, "ramsnap-sums.ram"), blocks: [{ name: "ram0", path: ram }, { name: "extra", path: small }], channels: 2, manifest: true });
   specs.push({ name: "ramsnap-sums", path: join(dir, "ramsnap-sums.ram"), manifest: true });
-  await rewrite({ input: specs[0]!.path, output: join(dir, "ramsnap-like.ram"), to: "mapped-ram", replace: [{ name: "ram0", path: ram }], channels: 2, manifest: true });
+  await convert({ input: specs[0]!.path, output: join(dir, "ramsnap-like.ram"), to: "mapped-ram", replace: [{ name: "ram0", path: ram }], channels: 2, manifest: true });
   specs.push({ name: "ramsnap-like", path: join(dir, "ramsnap-like.ram"), manifest: true });
-  await rewrite({ input: specs[0]!.path, output: join(dir, "ramsnap-classic.sav"), to: "classic", channels: 1 });
+  await convert({ input: specs[0]!.path, output: join(dir, "ramsnap-classic.sav"), to: "classic", channels: 1 });
   specs.push({ name: "ramsnap-classic", path: join(dir, "ramsnap-classic.sav"), manifest: false });
   return specs;
 }

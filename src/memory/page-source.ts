@@ -1,15 +1,35 @@
-// Getting a chunk's pages to an address that can be written from, for each kind of PageSource.
-// Used by the channels (Workers) and by the main thread when it writes a classic stream itself.
+// Where a chunk of pages comes from (a PageSource, which travels in a channel job) and how to get those
+// pages to an address that can be written from. Used by the channels (Workers) and by the main thread
+// when it writes a classic stream itself.
 import * as libc from "../../ffi/libc.ts";
+import { RefusedError } from "../errors.ts";
 import { fillOf } from "../format/pages.ts";
-import type { PageSource } from "./messages.ts";
+
+/**
+ * Where a save job's pages come from. Files are read with pread into an aligned buffer rather than
+ * mapped: a mapped file that shrinks under us raises SIGBUS and kills the process, a read just comes
+ * up short and becomes an error message.
+ */
+export type PageSource =
+  /** An in-process buffer, used in place (through a bounce buffer when not page-aligned). */
+  | { kind: "memory"; addr: number; aligned: boolean }
+  /**
+   * A file holding the chunk's pages back to back from `offset`; `data`, when known, lists the page
+   * ranges [first, stop) that are not holes (see memory/holes.ts).
+   */
+  | { kind: "file"; fd: number; path: string; offset: number; data?: [number, number][] }
+  /**
+   * Pages scattered in a file (a save file being re-laid): a Float64Array with, per page of the chunk, the
+   * file offset of its bytes, or a pages.ts code for a page not stored as data (absent, or a fill byte).
+   */
+  | { kind: "pages"; fd: number; path: string; offsets: SharedArrayBuffer };
 
 /** Reads exactly len bytes of a source; a short read means the source shrank while being saved. */
 function readSource(fd: number, path: string, dst: number, len: number, offset: number): void {
   try {
     libc.preadFull(fd, dst, len, offset, { path });
   } catch (e) {
-    if (e instanceof libc.ShortIoError) throw new Error(`${path} ends before offset ${offset + len}: the source shrank during the save`);
+    if (e instanceof libc.ShortIoError) throw new RefusedError(`${path} ends before offset ${offset + len}: the source shrank during the save`);
     throw e;
   }
 }

@@ -1,0 +1,37 @@
+// Writing a converted file as mapped-ram: the save-file side lays out the block list and page slots, the
+// channels move every block's pages (from the input or a replacing image) to their slots, and the
+// bitmaps and the rest of the stream follow once the pages are on disk, as in a save.
+import { jobsPerChunk } from "../channels/jobs.ts";
+import type { PageSession } from "../channels/session.ts";
+import { countSet } from "../format/bitmap.ts";
+import { createSaveFile } from "../savefile/open.ts";
+import type { ConvertPlan } from "./plan.ts";
+import { pageSourceOf } from "./plan.ts";
+import { convertedStream } from "./stream.ts";
+
+export interface WrittenBlocks {
+  /** Pages written per block, in the file's block order. */
+  pages: number[];
+  bytesWritten: number;
+}
+
+export async function writeMappedRam(plan: ConvertPlan, session: PageSession, output: { path: string; offset: number; directIo: boolean; manifest?: boolean }): Promise<WrittenBlocks> {
+  const file = session.own(createSaveFile({ path: output.path, offset: output.offset }, convertedStream(plan)));
+  await session.start(file.openChannels(output.directIo), plan.pageSize);
+  const bitmaps = file.layout.blocks.map((l) => new SharedArrayBuffer(l.bitmapSize));
+  const jobs = jobsPerChunk(file.layout.blocks, plan.pageSize, (i, c) => ({
+    type: "save" as const,
+    block: i,
+    source: pageSourceOf(plan, i, c),
+    fileOffset: c.fileOffset,
+    bitmap: bitmaps[i]!,
+    firstPage: c.firstPage,
+    pages: c.pages,
+    zeroDetect: true,
+    hashExtents: output.manifest,
+  }));
+  const stats = await session.run(jobs, plan.totalBytes);
+  const maps = bitmaps.map((b) => new Uint8Array(b));
+  file.finish(maps);
+  return { pages: file.layout.blocks.map((l, i) => countSet(maps[i]!, l.pages)), bytesWritten: stats.ioBytes };
+}

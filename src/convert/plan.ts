@@ -1,0 +1,113 @@
+// What a conversion carries over, settled before anything is written: the input's page map, its sections
+// before and after the RAM section (copied byte for byte), its configuration with mapped-ram set as the
+// output needs, and the images that replace some blocks' pages (save --like). What cannot be carried
+// over correctly is refused by name here.
+import { fstatSync, statSync } from "node:fs";
+import { OptionError, RefusedError } from "../errors.ts";
+import { CAP_MAPPED_RAM, CAP_X_IGNORE_SHARED, RAM_IDSTR } from "../format/constants.ts";
+import type { Configuration } from "../format/encode.ts";
+import { readPageMap, type PageMap } from "../format/pages.ts";
+import type { SectionInfo, StreamInfo } from "../format/parse.ts";
+import type { Chunk } from "../channels/jobs.ts";
+import { MainFile } from "../io/main-file.ts";
+import type { PageSource } from "../memory/page-source.ts";
+import { openSource, type BlockSource, type RamSource } from "../memory/sources.ts";
+import { matchBlocks } from "../options.ts";
+
+export type RamFormat = "mapped-ram" | "classic";
+
+export interface ConvertPlan {
+  input: MainFile;
+  map: PageMap;
+  info: StreamInfo;
+  to: RamFormat;
+  config: Configuration;
+  /** The input's RAM START section; everything before it and after it is carried over. */
+  ramStart: SectionInfo;
+  before: SectionInfo[];
+  after: SectionInfo[];
+  /** Blocks whose pages come from images instead of the input. */
+  replaced: Map<string, RamSource>;
+  pageSize: number;
+  totalBytes: number;
+}
+
+/** Reads the input and settles the plan; `own` takes every opened file into the caller's session. */
+export function planConversion(o: { input: string; inputOffset?: number; output: string; to: RamFormat; replace?: BlockSource[] }, own: <T extends { release(): void }>(r: T) => T): ConvertPlan {
+  const input = MainFile.openRead(o.input);
+  own({ release: () => input.close() });
+  refuseSameFile(input, o.input, o.output);
+  const map = readPageMap(input, { base: o.inputOffset ?? 0 });
+  const { info } = map;
+  checkCarriable(info, o.input);
+  const ramStart = info.sections.find((s) => s.type === "START" && s.idstr === RAM_IDSTR)!;
+  return {
+    input,
+    map,
+    info,
+    to: o.to,
+    config: configurationFor(info, o.to),
+    ramStart,
+    before: info.sections.filter((s) => s.offset < ramStart.offset),
+    after: info.sections.filter((s) => s.offset > ramStart.offset),
+    replaced: openReplacements(info, o.input, o.replace ?? [], own),
+    pageSize: info.pageSize,
+    totalBytes: info.blocks.reduce((s, b) => s + b.length, 0),
+  };
+}
+
+/** INPUT and OUTPUT must be different files however spelled ("./x", a hard link): the output would take the input's place. */
+function refuseSameFile(input: MainFile, inputPath: string, output: string): void {
+  const a = fstatSync(input.fd);
+  const b = statSync(output, { throwIfNoEntry: false });
+  if (b && b.dev === a.dev && b.ino === a.ino) throw new OptionError(`${output} is the same file as ${inputPath}; write the re-laid file elsewhere`);
+}
+
+/** Sections and commands the conversion can carry over; anything else is named and refused. */
+function checkCarriable(info: StreamInfo, name: string): void {
+  if (info.ramFormat === null) throw new RefusedError(`${name} has no RAM section; there is nothing to re-lay`);
+  if (info.capabilities.includes(CAP_X_IGNORE_SHARED)) {
+    throw new RefusedError(`${name} was saved with x-ignore-shared; its shared blocks cannot be re-laid by ramsnap`);
+  }
+  for (const s of info.sections) {
+    if (s.type === "COMMAND" && s.command !== "SWITCHOVER_START") {
+      throw new RefusedError(`${name}: command ${s.command} at offset ${s.offset} cannot be carried into a re-laid file`);
+    }
+    if ((s.type === "START" || s.type === "PART" || s.type === "END") && s.idstr !== RAM_IDSTR) {
+      throw new RefusedError(`${name}: iterative section "${s.idstr}" (${s.type} at offset ${s.offset}) holds state ramsnap cannot re-lay`);
+    }
+  }
+  if (info.machineType === null) throw new RefusedError(`${name} has no configuration section (a pre-2.x stream); ramsnap cannot re-lay it`);
+}
+
+/** The input's configuration, gaining or losing the mapped-ram capability. */
+function configurationFor(info: StreamInfo, to: RamFormat): Configuration {
+  const capabilities = info.capabilities.filter((c) => c !== CAP_MAPPED_RAM);
+  if (to === "mapped-ram") capabilities.push(CAP_MAPPED_RAM);
+  return { machineType: info.machineType ?? "", capabilities, ...(info.targetPageBits !== undefined ? { targetPageBits: info.targetPageBits } : {}) };
+}
+
+function openReplacements(info: StreamInfo, name: string, replace: BlockSource[], own: <T extends { release(): void }>(r: T) => T): Map<string, RamSource> {
+  const blocks = matchBlocks(name, info.blocks, replace.map((r) => r.name));
+  const out = new Map<string, RamSource>();
+  replace.forEach((r, i) => {
+    const src = own(openSource(r));
+    out.set(r.name, src);
+    if (src.length !== blocks[i]!.length) throw new RefusedError(`block ${r.name} is ${blocks[i]!.length} bytes in ${name}, but ${r.path ?? "the buffer"} holds ${src.length}`);
+  });
+  return out;
+}
+
+/** A chunk's pages: from the replacing image, or from wherever the input holds them. */
+export function pageSourceOf(plan: ConvertPlan, block: number, c: Chunk): PageSource {
+  const replaced = plan.replaced.get(plan.info.blocks[block]!.name);
+  if (replaced) return replaced.at(c.byteOffset, c.pages, plan.pageSize);
+  const offsets = new Float64Array(new SharedArrayBuffer(c.pages * 8));
+  for (let k = 0; k < c.pages; k++) offsets[k] = plan.map.blocks[block]!.locate(c.firstPage + k);
+  return { kind: "pages", fd: plan.input.fd, path: plan.input.name, offsets: offsets.buffer as SharedArrayBuffer };
+}
+
+/** Where a block's pages came from, for the report. */
+export function originOf(plan: ConvertPlan, block: string): string {
+  return plan.replaced.get(block)?.origin ?? plan.input.name;
+}
