@@ -89,7 +89,7 @@ const report = [
   "The reference is fio's O_DIRECT write and read (8 MiB blocks, psync, fsync at the end) of the bytes a save must write: the whole image for dense, the non-zero pages for clustered. ramsnap's time is the library call's, from opening the sources to the renamed, fsynced file.",
   "",
   ...lines,
-  "Summary (target: ≤ 1.15): " + summary.join("; ") + ".",
+  `Summary (target: ≤ 1.15): ${summary.join("; ")}.`,
   "",
 ].join("\n");
 console.log(report);

@@ -105,7 +105,9 @@ export function sendWithFds(sock: number, data: Uint8Array, fds: readonly number
   cv.setBigUint64(0, BigInt(CMSGHDR_BYTES + payload), true); // CMSG_LEN: header + data, unpadded
   cv.setInt32(8, SOL_SOCKET, true);
   cv.setInt32(12, SCM_RIGHTS, true);
-  fds.forEach((fd, i) => cv.setInt32(CMSGHDR_BYTES + 4 * i, fd, true));
+  fds.forEach((fd, i) => {
+    cv.setInt32(CMSGHDR_BYTES + 4 * i, fd, true);
+  });
 
   const msg = new Uint8Array(MSGHDR_BYTES);
   const mv = new DataView(msg.buffer);
@@ -126,6 +128,7 @@ export function sendWithFds(sock: number, data: Uint8Array, fds: readonly number
   }
 }
 
+// biome-ignore lint/correctness/noUnusedVariables: written, never read: it keeps the views reachable until sendmsg returns
 let sink = 0;
 function keepAlive(...views: ArrayBufferView[]): void {
   for (const v of views) sink ^= v.byteLength;

@@ -12,7 +12,7 @@ import { fillOf, readPageMap, type PageMap } from "./format/pages.ts";
 import type { RamBlockInfo } from "./format/parse.ts";
 import { dirSpace } from "./io/filesystem.ts";
 import { MainFile } from "./io/main-file.ts";
-import { mapFileForWrite } from "./memory/region.ts";
+import { mapFileForRead, mapFileForWrite } from "./memory/region.ts";
 import { matchBlocks } from "./options.ts";
 import { restore } from "./restore.ts";
 
@@ -100,17 +100,17 @@ function rawFilesFor(blocks: RamBlockInfo[]): ExtractedBlock[] {
 /** Classic pages sit inline in the stream: copy each one's last record from a mapping of the file. */
 function copyClassic(input: MainFile, map: PageMap, out: ExtractedBlock[], o: ExtractOptions): void {
   const t0 = performance.now();
-  const src = libc.mmap(input.size, libc.PROT_READ, libc.MAP_SHARED, input.fd, 0, input.name);
+  const src = mapFileForRead(input.name);
   const total = out.reduce((s, b) => s + b.length, 0);
   let done = 0;
   try {
     for (const e of out) {
-      copyClassicBlock(src, map.blocks.find((b) => b.info.name === e.name)!, join(o.dir, e.file), o.signal);
+      copyClassicBlock(src.ptr, map.blocks.find((b) => b.info.name === e.name)!, join(o.dir, e.file), o.signal);
       done += e.length;
       o.onProgress?.({ doneBytes: done, totalBytes: total, ioBytes: done, seconds: (performance.now() - t0) / 1000 });
     }
   } finally {
-    libc.munmap(src, input.size);
+    src.release();
   }
 }
 

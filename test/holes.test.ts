@@ -23,17 +23,17 @@ function sparseFile(path: string, size: number, data: [number, number][]): numbe
   return fd;
 }
 
-const map = (pairs: [number, number][], mappedUpTo: number): DataMap => ({ extents: Float64Array.from(pairs.flat()), count: pairs.length, mappedUpTo });
+const map = (pairs: [number, number][], mappedUpTo: number): DataMap => ({ spans: Float64Array.from(pairs.flat()), count: pairs.length, mappedUpTo });
 
 describe("mapData on real files", () => {
   for (const [where, dir] of [["ext4", () => disk.path], ["tmpfs", () => shm.path]] as const) {
-    test(`${where}: the data extents of a sparse file; null for a file that is all data`, () => {
+    test(`${where}: the data spans of a sparse file; null for a file that is all data`, () => {
       const path = `${dir()}/sparse`;
       const fd = sparseFile(path, 16 * MiB, [[0, PAGE], [5 * MiB, 3 * PAGE], [16 * MiB - PAGE, PAGE]]);
       try {
         const m = mapData(fd, path, 16 * MiB)!;
         expect(m.mappedUpTo).toBe(16 * MiB);
-        expect([...m.extents]).toEqual([0, PAGE, 5 * MiB, 5 * MiB + 3 * PAGE, 16 * MiB - PAGE, 16 * MiB]);
+        expect([...m.spans]).toEqual([0, PAGE, 5 * MiB, 5 * MiB + 3 * PAGE, 16 * MiB - PAGE, 16 * MiB]);
         // capped: the rest counts as data from where the map stopped
         const capped = mapData(fd, path, 16 * MiB, 2)!;
         expect([capped.count, capped.mappedUpTo]).toEqual([2, 16 * MiB - PAGE]);
@@ -47,11 +47,11 @@ describe("mapData on real files", () => {
       } finally {
         libc.close(fd2);
       }
-      // all holes: no extents, mapped to the end
+      // all holes: no spans, mapped to the end
       const empty = `${dir()}/empty`;
       const fd3 = sparseFile(empty, 4 * MiB, []);
       try {
-        expect(mapData(fd3, empty, 4 * MiB)).toEqual({ extents: new Float64Array(0), count: 0, mappedUpTo: 4 * MiB });
+        expect(mapData(fd3, empty, 4 * MiB)).toEqual({ spans: new Float64Array(0), count: 0, mappedUpTo: 4 * MiB });
       } finally {
         libc.close(fd3);
       }

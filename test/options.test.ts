@@ -132,7 +132,7 @@ describe("blocks", () => {
   });
 
   test("a 255-byte name is saved and read back", async () => {
-    const name = "x".repeat(250) + "ééé".slice(0, 2) + "y"; // 250 + 4 + 1 bytes
+    const name = `${"x".repeat(250) + "ééé".slice(0, 2)}y`; // 250 + 4 + 1 bytes
     expect(new TextEncoder().encode(name).length).toBe(255);
     const file = onDisk("longname.ram");
     await save({ path: file, blocks: [{ name, path: img }], channels: 1 });

@@ -176,7 +176,7 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
       const file = join(dir, "cli-2.ram");
       const second = await ramsnap("qemu", "save", "--qmp", socket, file, "--channels", "4", "--progress");
       // --progress draws on stderr even when it is not a terminal: query-migrate's numbers, redrawn in place.
-      expect(second.stderr).toMatch(/\rsave \[[#-]{30}\] +\d+%  [\d.]+ \w*B \/ 64\.\d MiB  written [\d.]+ \w*B  [\d.]+ \w*B\/s  ETA (\d+s|\?)\x1b\[K/);
+      expect(second.stderr).toMatch(/\rsave \[[#-]{30}\] +\d+% {2}[\d.]+ \w*B \/ 64\.\d MiB {2}written [\d.]+ \w*B {2}[\d.]+ \w*B\/s {2}ETA (\d+s|\?)\x1b\[K/);
       expect(second.stderr.endsWith("\r\x1b[K")).toBe(true); // and is wiped before the summary
       expect(second.code).toBe(0);
       expect(second.stdout).toMatch(/^saved the guest at .* in [\d.]+ s: .* 4 channels, buffered I\/O; the guest is left paused \(postmigrate\)\n$/);

@@ -27,7 +27,7 @@ import {
   stopAllGuests,
 } from "./helpers/qemu.ts";
 import { expectSameBytes, firstDifference, MiB, PAGE, requireDirectIo, scratchDir, type Scratch } from "./helpers/scratch.ts";
-import { ramsnap, type Run } from "./helpers/cli.ts";
+import { ramsnap, } from "./helpers/cli.ts";
 
 const RAM_MIB = 64;
 const RAM_PAGES = (RAM_MIB * MiB) / PAGE;

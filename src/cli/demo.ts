@@ -12,6 +12,7 @@ import { restore } from "../restore.ts";
 import { save } from "../save.ts";
 import { intOption, sizeOption } from "./args.ts";
 import { abortOnSigint, progressBar } from "./progress.ts";
+import { log } from "./log.ts";
 import { EXAMPLES } from "./run.ts";
 import { bytes, table } from "./text.ts";
 
@@ -63,7 +64,7 @@ export const demoCommand = defineCommand({
     const file = join(work, "image.ram");
     const sig = abortOnSigint();
     try {
-      if (!args.json) process.stderr.write(`making a ${bytes(size)} image (60% of 2 MiB extents non-zero, 30% of the rest scattered) in ${ram}\n`);
+      if (!args.json) log.info(`making a ${bytes(size)} image (60% of 2 MiB units non-zero, 30% of the rest scattered) in ${ram}`);
       const img = mapFileForWrite(source, size);
       try {
         const half = Math.floor(size / 2 / 4096) * 4096;
@@ -109,7 +110,7 @@ export const demoCommand = defineCommand({
       if (!args.keep) {
         rmSync(ram, { recursive: true, force: true });
         rmSync(work, { recursive: true, force: true });
-      } else if (!args.json) process.stderr.write(`kept ${source}, ${restored} and ${file}\n`);
+      } else if (!args.json) log.info(`kept ${source}, ${restored} and ${file}`);
     }
   },
 });

@@ -4,6 +4,7 @@ import { renderUsage, runCommand, type ArgsDef, type CommandDef } from "citty";
 import { CLIError } from "./citty-error.ts";
 import { LibcError } from "../../ffi/libc.ts";
 import { OptionError, RamsnapError } from "../errors.ts";
+import { log } from "./log.ts";
 
 // biome-ignore lint: citty's generic command type
 type AnyCommand = CommandDef<any>;
@@ -104,8 +105,8 @@ export async function runCli(root: AnyCommand, argv: string[]): Promise<number> 
   } catch (e) {
     const { message, code } = describeError(e);
     const hint = code === 2 ? ` (see '${where}')` : "";
-    process.stderr.write(`ramsnap${cmdName ? ` ${cmdName}` : ""}: ${message}${hint}\n`);
-    if (process.env.RAMSNAP_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+    log.error(`ramsnap${cmdName ? ` ${cmdName}` : ""}: ${message}${hint}`);
+    if (process.env.RAMSNAP_DEBUG && e instanceof Error && e.stack) log.info(e.stack);
     return code;
   }
 }

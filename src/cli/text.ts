@@ -22,7 +22,11 @@ export function fields(rows: [string, string][], indent = "  "): string {
 /** Left-aligned columns; numeric-looking cells are right-aligned. */
 export function table(rows: string[][], indent = "  "): string {
   const widths: number[] = [];
-  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  for (const r of rows) {
+    r.forEach((c, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, c.length);
+    });
+  }
   const numeric = (c: string) => /^[\d.,]+( \w+)?%?$/.test(c) && !/^0x/.test(c);
   return rows
     .map((r) => indent + r.map((c, i) => (numeric(c) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd())

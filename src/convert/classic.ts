@@ -15,7 +15,12 @@ import { convertedStream } from "./stream.ts";
 
 export function writeClassic(plan: ConvertPlan, session: PageSession, output: { path: string; offset: number }): WrittenBlocks {
   const out = OutputFile.open({ path: output.path }, output.offset);
-  session.own({ release: () => (out.abandon(), out.close()) });
+  session.own({
+    release: () => {
+      out.abandon();
+      out.close();
+    },
+  });
   const parts = convertedStream(plan);
   const w = new StreamWriter(out.main, output.offset);
   parts.head(w);

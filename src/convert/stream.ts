@@ -2,7 +2,7 @@
 // output needs) and every section before the RAM section, then, after the pages, the RAM START's end
 // and every later section in the input's order, EOF and the trailer. Device sections and commands are
 // copied byte for byte; only the RAM section is written anew.
-import { StreamWriter } from "../format/bytes.ts";
+import type { StreamWriter } from "../format/bytes.ts";
 import { RAM_IDSTR, RAM_VERSION, Tag } from "../format/constants.ts";
 import { encodeConfiguration, encodeEos, encodeFileHeader, encodeFooter, encodeMemSize, encodeSectionContinuation, encodeSectionHeader, encodeVmdesc } from "../format/encode.ts";
 import type { MainStreamParts } from "../format/mapped-ram-stream.ts";

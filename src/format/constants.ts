@@ -4,7 +4,7 @@ export const QEMU_VM_FILE_MAGIC = 0x5145564d; // "QEVM"
 export const QEMU_VM_FILE_VERSION = 3;
 export const QEMU_VM_FILE_VERSION_OBSOLETE = 2;
 
-export const enum Tag {
+export enum Tag {
   EOF = 0x00,
   SectionStart = 0x01,
   SectionPart = 0x02,

@@ -1,6 +1,6 @@
 // Encoders for the pieces of QEMU's migration stream that ramsnap writes. Each returns bytes or appends
 // to a ByteBuilder; none does I/O.
-import { ByteBuilder } from "./bytes.ts";
+import type { ByteBuilder } from "./bytes.ts";
 import {
   CAP_MAPPED_RAM,
   MAPPED_RAM_HEADER_VERSION,

@@ -26,7 +26,9 @@ export class ExtentHashes {
   add(block: number, byteOffset: number, hashes: readonly string[]): void {
     const list = this.#blocks.get(block) ?? [];
     const first = byteOffset / EXTENT_BYTES;
-    hashes.forEach((h, k) => (list[first + k] = h));
+    hashes.forEach((h, k) => {
+      list[first + k] = h;
+    });
     this.#blocks.set(block, list);
   }
 

@@ -12,10 +12,10 @@ import { FormatError } from "../format/errors.ts";
 import { inspectFile, type InspectReport } from "../inspect.ts";
 import { passFileToQemu, removeQuietly, type MigrationFdset } from "./fdset.ts";
 import { MigrationFailedError, QemuDriveError, QemuFileMismatchError, QemuStateError, VerifyError } from "./errors.ts";
-import { migrationRunning, queryMachineType, queryMigrate, queryRamBlocks, queryRunState, type RamBlock } from "./guest-state.ts";
+import { migrationRunning, queryMachineType, queryMigrate, queryRamBlocks, queryRunState, type RamBlock, type RunState } from "./guest-state.ts";
 import { applyMigrationSettings, MAX_QEMU_CHANNELS, type AppliedSettings } from "./migration-settings.ts";
 import { settleMigration, watchMigration, type MigrationProgress, type Outcome } from "./migration-watch.ts";
-import { QmpClient, QmpError } from "./qmp.ts";
+import { QmpClient, QmpError, type QmpVersion } from "./qmp.ts";
 import { atLeast, checkQemuVersion, EXIT_ON_ERROR_SINCE, versionText } from "./version.ts";
 
 export type { MigrationProgress } from "./migration-watch.ts";
@@ -87,6 +87,8 @@ export interface QemuRestoreResult extends CommonResult {
   machineType: string | null;
 }
 
+type Completed = Extract<Outcome, { kind: "completed" }> & { fdset: MigrationFdset };
+
 export async function qemuSave(o: QemuSaveOptions): Promise<QemuSaveResult> {
   const directIo = o.directIo ?? false;
   const channels = checkedChannels(o.channels);
@@ -94,75 +96,24 @@ export async function qemuSave(o: QemuSaveOptions): Promise<QemuSaveResult> {
   return withQmp(o, async (qmp, socket) => {
     const version = qmp.greeting.version.qemu;
     checkQemuVersion(version, { directIo });
-    const before = await queryRunState(qmp);
-    if (before.status === "inmigrate") {
-      throw new QemuStateError(`QEMU at ${socket} is waiting for an incoming migration (-incoming): it has no guest to save yet; 'ramsnap qemu restore' loads into such a QEMU`);
-    }
-    if (before.status === "postmigrate") {
-      throw new QemuStateError(`the guest at ${socket} is paused after an earlier save or migration, and QEMU will not migrate it again until it runs: resume it with the QMP command cont first`);
-    }
-    await refuseIfMigrating(qmp, socket);
+    const before = await checkSavable(qmp, socket);
     // RAM blocks do not change while a guest runs: one query serves the space check and --verify.
     const guestBlocks = await queryRamBlocks(qmp);
     checkFreeSpace(path, guestBlocks);
     throwIfAborted(o.signal);
-
     const warnings: string[] = [];
     const settings = await applyMigrationSettings(qmp, version, { channels, directIo, unlimitedBandwidth: true });
-    let fdset: MigrationFdset | null = null;
-    let created = false;
-    let stopped = false;
-    let migrateSent = false;
-    let outcome: Extract<Outcome, { kind: "completed" }> & { fdset: MigrationFdset };
-    try {
-      const passed = await passFileToQemu(qmp, path, "write", directIo);
-      ({ fdset, created } = passed);
-      throwIfAborted(o.signal);
-      // Paused first, as libvirt does: one pass over RAM, and the file holds the guest at one instant.
-      if (before.running) {
-        await qmp.execute("stop");
-        stopped = true;
-      }
-      const startedAt = performance.now();
-      migrateSent = true; // from here QEMU truncates the file: a failure must not leave what is left of it
-      await quoted("migrate", () => qmp.execute("migrate", { uri: passed.fdset.uri }));
-      const watched = await watchMigration(qmp, { direction: "save", startedAt, signal: o.signal, cancelNow: o.cancelNow, onProgress: o.onProgress });
-      if (watched.kind === "failed") throw saveFailed(path, watched.info["error-desc"], watched.status);
-      outcome = { ...watched, fdset: passed.fdset };
-    } catch (e) {
-      if (fdset) {
-        // An error mid-watch (a lost reply) may leave QEMU writing: the file goes only once it has stopped.
-        if (migrateSent) await settleMigration(qmp);
-        await fdset.remove();
-      }
-      if (created || migrateSent) removeQuietly(path);
-      if (stopped) await qmp.execute("cont").catch(() => {});
-      await restoreSettings(settings, warnings);
-      if (e instanceof CancelledError) {
-        throw new CancelledError(`cancelled; ${migrateSent || created ? `${path} was removed` : `${path} was not touched`}${stopped ? ", and the guest runs again" : ""}`);
-      }
-      throw e;
-    }
-
+    const outcome = await migrateToFile(qmp, o, path, before.running, async () => restoreSettings(settings, warnings));
     // The file is complete from here on: nothing below removes it.
-    const { fdset: set } = outcome;
-    const removed = await set.remove();
-    if (!removed) warnings.push(`QEMU still lists fdset ${set.id} after remove-fd`);
+    const removed = await removeFdset(outcome.fdset, warnings);
     await restoreSettings(settings, warnings);
     if (o.keepRunning && before.running) await qmp.execute("cont");
-    const ram = outcome.info.ram;
-    const ramBytes = ram?.total ?? 0;
+    const ramBytes = outcome.info.ram?.total ?? 0;
     return {
-      file: path,
-      qmp: socket,
-      qemuVersion: versionText(version),
-      channels,
-      directIo,
-      seconds: outcome.seconds,
+      ...commonResult(path, socket, version, channels, directIo, outcome, removed),
       ramBytes,
-      writtenBytes: ram?.transferred ?? 0,
+      writtenBytes: outcome.info.ram?.transferred ?? 0,
       gibPerSecond: outcome.seconds > 0 ? ramBytes / 2 ** 30 / outcome.seconds : 0,
-      fdset: { id: set.id, descriptors: set.qemuFds.length, removed },
       wasRunning: before.running,
       vmState: (await queryRunState(qmp)).status,
       verified: o.verify ? verifySavedFile(path, guestBlocks) : null,
@@ -178,83 +129,154 @@ export async function qemuRestore(o: QemuRestoreOptions): Promise<QemuRestoreRes
   return withQmp(o, async (qmp, socket) => {
     const version = qmp.greeting.version.qemu;
     checkQemuVersion(version, { directIo });
-    const state = await queryRunState(qmp);
-    if (state.status !== "inmigrate") {
-      throw new QemuStateError(
-        `QEMU at ${socket} is not waiting for an incoming migration (its guest is '${state.status}'): start the destination QEMU with -incoming defer to restore into it`,
-      );
-    }
-    const previous = await queryMigrate(qmp);
-    if (migrationRunning(previous)) {
-      throw new QemuStateError(`QEMU at ${socket} is already loading an incoming migration (status '${previous.status}')`);
-    }
-    if (previous.status === "completed" || previous.status === "failed") {
-      throw new QemuStateError(`QEMU at ${socket} has already run an incoming migration (status '${previous.status}'): start a new QEMU with -incoming defer`);
-    }
+    await checkLoadable(qmp, socket);
     const report = checkFileFits(path, await queryMachineType(qmp), await queryRamBlocks(qmp));
     throwIfAborted(o.signal);
-
     const warnings: string[] = [];
     const settings = await applyMigrationSettings(qmp, version, { channels, directIo, unlimitedBandwidth: false });
-    let fdset: MigrationFdset | null = null;
-    let started = false;
-    let outcome: Extract<Outcome, { kind: "completed" }> & { fdset: MigrationFdset };
-    try {
-      ({ fdset } = await passFileToQemu(qmp, path, "read", directIo));
-      throwIfAborted(o.signal);
-      const startedAt = performance.now();
-      const args: Record<string, unknown> = { uri: fdset.uri };
-      // Without it a failed load makes QEMU exit, taking its error text along.
-      if (atLeast(version, EXIT_ON_ERROR_SINCE)) args["exit-on-error"] = false;
-      started = true;
-      await quoted("migrate-incoming", () => qmp.execute("migrate-incoming", args));
-      const watched = await watchMigration(qmp, { direction: "restore", startedAt, signal: o.signal, cancelNow: o.cancelNow, onProgress: o.onProgress });
-      if (watched.kind === "failed") {
-        const desc = watched.info["error-desc"] ?? "QEMU gave no reason (its stderr may say more)";
-        throw new MigrationFailedError(
-          `QEMU could not load ${path}: ${desc}; the destination now holds a partly loaded guest: quit it and start a new one with -incoming defer`,
-          desc,
-        );
-      }
-      outcome = { ...watched, fdset };
-    } catch (e) {
-      // QEMU 10.0 cannot cancel an incoming migration: wait (bounded) for the load to end by itself.
-      const final = started ? await settleMigration(qmp) : null;
-      if (fdset) await fdset.remove();
-      await restoreSettings(settings, warnings);
-      if (e instanceof CancelledError) {
-        throw new CancelledError(
-          final?.status === "completed"
-            ? "cancelled too late: QEMU had finished loading the guest"
-            : started
-              ? "cancelled; the destination QEMU holds a partly loaded guest: quit it and start a new one with -incoming defer"
-              : "cancelled before QEMU started loading",
-        );
-      }
-      throw e;
-    }
-
-    const { fdset: set } = outcome;
-    const removed = await set.remove();
-    if (!removed) warnings.push(`QEMU still lists fdset ${set.id} after remove-fd`);
+    const outcome = await migrateFromFile(qmp, o, path, version, async () => restoreSettings(settings, warnings));
+    const removed = await removeFdset(outcome.fdset, warnings);
     await restoreSettings(settings, warnings);
     const ramBytes = report.blocks.reduce((n, b) => n + b.length, 0);
     return {
-      file: path,
-      qmp: socket,
-      qemuVersion: versionText(version),
-      channels,
-      directIo,
-      seconds: outcome.seconds,
+      ...commonResult(path, socket, version, channels, directIo, outcome, removed),
       ramBytes,
       dataBytes: report.blocks.reduce((n, b) => n + b.present, 0) * report.pageSize,
       gibPerSecond: outcome.seconds > 0 ? ramBytes / 2 ** 30 / outcome.seconds : 0,
       machineType: report.machineType,
-      fdset: { id: set.id, descriptors: set.qemuFds.length, removed },
       vmState: (await queryRunState(qmp)).status,
       warnings,
     };
   });
+}
+
+// ---- save steps -----------------------------------------------------------------------------------------
+
+/** The guest must exist and not be paused after an earlier migration, and no migration may be running. */
+async function checkSavable(qmp: QmpClient, socket: string): Promise<RunState> {
+  const before = await queryRunState(qmp);
+  if (before.status === "inmigrate") {
+    throw new QemuStateError(`QEMU at ${socket} is waiting for an incoming migration (-incoming): it has no guest to save yet; 'ramsnap qemu restore' loads into such a QEMU`);
+  }
+  if (before.status === "postmigrate") {
+    throw new QemuStateError(`the guest at ${socket} is paused after an earlier save or migration, and QEMU will not migrate it again until it runs: resume it with the QMP command cont first`);
+  }
+  await refuseIfMigrating(qmp, socket);
+  return before;
+}
+
+/**
+ * Hands QEMU the file, pauses a running guest, migrates and follows it to the end. On any failure the
+ * file goes (once QEMU has stopped writing), the guest runs again and QEMU's settings are put back.
+ */
+async function migrateToFile(qmp: QmpClient, o: QemuSaveOptions, path: string, running: boolean, putBack: () => Promise<void>): Promise<Completed> {
+  const at = { fdset: null as MigrationFdset | null, created: false, stopped: false, migrateSent: false };
+  try {
+    const passed = await passFileToQemu(qmp, path, "write", o.directIo ?? false);
+    at.fdset = passed.fdset;
+    at.created = passed.created;
+    throwIfAborted(o.signal);
+    // Paused first, as libvirt does: one pass over RAM, and the file holds the guest at one instant.
+    if (running) {
+      await qmp.execute("stop");
+      at.stopped = true;
+    }
+    const startedAt = performance.now();
+    at.migrateSent = true; // from here QEMU truncates the file: a failure must not leave what is left of it
+    await quoted("migrate", () => qmp.execute("migrate", { uri: passed.fdset.uri }));
+    const watched = await watchMigration(qmp, { direction: "save", startedAt, signal: o.signal, cancelNow: o.cancelNow, onProgress: o.onProgress });
+    if (watched.kind === "failed") throw saveFailed(path, watched.info["error-desc"], watched.status);
+    return { ...watched, fdset: passed.fdset };
+  } catch (e) {
+    if (at.fdset) {
+      // An error mid-watch (a lost reply) may leave QEMU writing: the file goes only once it has stopped.
+      if (at.migrateSent) await settleMigration(qmp);
+      await at.fdset.remove();
+    }
+    if (at.created || at.migrateSent) removeQuietly(path);
+    if (at.stopped) await qmp.execute("cont").catch(() => {});
+    await putBack();
+    if (e instanceof CancelledError) {
+      throw new CancelledError(`cancelled; ${at.migrateSent || at.created ? `${path} was removed` : `${path} was not touched`}${at.stopped ? ", and the guest runs again" : ""}`);
+    }
+    throw e;
+  }
+}
+
+// ---- restore steps --------------------------------------------------------------------------------------
+
+/** The destination must be waiting for an incoming migration it has not started. */
+async function checkLoadable(qmp: QmpClient, socket: string): Promise<void> {
+  const state = await queryRunState(qmp);
+  if (state.status !== "inmigrate") {
+    throw new QemuStateError(
+      `QEMU at ${socket} is not waiting for an incoming migration (its guest is '${state.status}'): start the destination QEMU with -incoming defer to restore into it`,
+    );
+  }
+  const previous = await queryMigrate(qmp);
+  if (migrationRunning(previous)) {
+    throw new QemuStateError(`QEMU at ${socket} is already loading an incoming migration (status '${previous.status}')`);
+  }
+  if (previous.status === "completed" || previous.status === "failed") {
+    throw new QemuStateError(`QEMU at ${socket} has already run an incoming migration (status '${previous.status}'): start a new QEMU with -incoming defer`);
+  }
+}
+
+/** Hands QEMU the file and follows its load to the end; on failure the fdset and settings are put back. */
+async function migrateFromFile(qmp: QmpClient, o: QemuRestoreOptions, path: string, version: QmpVersion, putBack: () => Promise<void>): Promise<Completed> {
+  let fdset: MigrationFdset | null = null;
+  let started = false;
+  try {
+    ({ fdset } = await passFileToQemu(qmp, path, "read", o.directIo ?? false));
+    throwIfAborted(o.signal);
+    const startedAt = performance.now();
+    const args: Record<string, unknown> = { uri: fdset.uri };
+    // Without it a failed load makes QEMU exit, taking its error text along.
+    if (atLeast(version, EXIT_ON_ERROR_SINCE)) args["exit-on-error"] = false;
+    started = true;
+    await quoted("migrate-incoming", () => qmp.execute("migrate-incoming", args));
+    const watched = await watchMigration(qmp, { direction: "restore", startedAt, signal: o.signal, cancelNow: o.cancelNow, onProgress: o.onProgress });
+    if (watched.kind === "failed") throw loadFailed(path, watched.info["error-desc"]);
+    return { ...watched, fdset };
+  } catch (e) {
+    // QEMU 10.0 cannot cancel an incoming migration: wait (bounded) for the load to end by itself.
+    const final = started ? await settleMigration(qmp) : null;
+    if (fdset) await fdset.remove();
+    await putBack();
+    if (e instanceof CancelledError) throw new CancelledError(cancelledLoad(final?.status === "completed", started));
+    throw e;
+  }
+}
+
+function loadFailed(path: string, text: string | undefined): MigrationFailedError {
+  const desc = text ?? "QEMU gave no reason (its stderr may say more)";
+  return new MigrationFailedError(`QEMU could not load ${path}: ${desc}; the destination now holds a partly loaded guest: quit it and start a new one with -incoming defer`, desc);
+}
+
+function cancelledLoad(completed: boolean, started: boolean): string {
+  if (completed) return "cancelled too late: QEMU had finished loading the guest";
+  if (started) return "cancelled; the destination QEMU holds a partly loaded guest: quit it and start a new one with -incoming defer";
+  return "cancelled before QEMU started loading";
+}
+
+// ---- both -----------------------------------------------------------------------------------------------
+
+async function removeFdset(set: MigrationFdset, warnings: string[]): Promise<boolean> {
+  const removed = await set.remove();
+  if (!removed) warnings.push(`QEMU still lists fdset ${set.id} after remove-fd`);
+  return removed;
+}
+
+function commonResult(path: string, socket: string, version: QmpVersion, channels: number, directIo: boolean, outcome: Completed, removed: boolean) {
+  return {
+    file: path,
+    qmp: socket,
+    qemuVersion: versionText(version),
+    channels,
+    directIo,
+    seconds: outcome.seconds,
+    fdset: { id: outcome.fdset.id, descriptors: outcome.fdset.qemuFds.length, removed },
+  };
 }
 
 // ---- pieces ---------------------------------------------------------------------------------------------

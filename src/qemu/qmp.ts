@@ -32,6 +32,7 @@ export interface QmpGreeting {
 
 export interface QmpEvent {
   event: string;
+  // biome-ignore lint/suspicious/noExplicitAny: QMP's JSON has a shape per command and event; callers narrow it
   data?: any;
   timestamp?: { seconds: number; microseconds: number };
 }
@@ -68,6 +69,7 @@ interface PendingCommand extends Waiter<unknown> {
 
 interface EventWaiter extends Waiter<QmpEvent> {
   name: string;
+  // biome-ignore lint/suspicious/noExplicitAny: QMP's JSON has a shape per command and event; callers narrow it
   match?: (data: any) => boolean;
 }
 
@@ -132,7 +134,7 @@ export class QmpClient {
     await this.#whenFlushed();
     if (this.#closedReason) throw new QmpConnectionError(`QMP ${command}: ${this.#closedReason}`);
     const reply = this.#awaitReply(id, command, opts.timeoutMs);
-    const bytes = new TextEncoder().encode(line + "\n");
+    const bytes = new TextEncoder().encode(`${line}\n`);
     const deadline = performance.now() + (opts.timeoutMs ?? this.timeoutMs);
     for (;;) {
       let sent: number;
@@ -193,6 +195,7 @@ export class QmpClient {
    */
   async waitForEvent(
     name: string,
+    // biome-ignore lint/suspicious/noExplicitAny: QMP's JSON has a shape per command and event; callers narrow it
     opts: { timeoutMs?: number; match?: (data: any) => boolean } = {},
   ): Promise<QmpEvent> {
     const index = this.#events.findIndex((e) => e.event === name && (!opts.match || opts.match(e.data)));
@@ -269,7 +272,7 @@ export class QmpClient {
   }
 
   #write(json: string): void {
-    this.#outQueue.push(new TextEncoder().encode(json + "\n"));
+    this.#outQueue.push(new TextEncoder().encode(`${json}\n`));
     this.#flush();
   }
 
@@ -279,7 +282,10 @@ export class QmpClient {
     while (this.#socket && this.#outQueue.length > 0) {
       const head = this.#outQueue[0]!;
       const written = this.#socket.write(head);
-      if (written < 0) return this.#fail("socket write failed");
+      if (written < 0) {
+        this.#fail("socket write failed");
+        return;
+      }
       if (written < head.length) {
         this.#outQueue[0] = head.subarray(written);
         return;
@@ -306,6 +312,7 @@ export class QmpClient {
   }
 
   #onLine(line: string): void {
+    // biome-ignore lint/suspicious/noExplicitAny: QMP's JSON has a shape per command and event; callers narrow it
     let message: any;
     try {
       message = JSON.parse(line);
