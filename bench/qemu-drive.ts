@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { filesystemName } from "../src/options.ts";
 import * as libc from "../ffi/libc.ts";
-import { makePattern, shmBytes, startGuest, stopAllGuests, type Guest, type Pattern, type PatternKind } from "../test/helpers/qemu.ts";
+import { makePattern, shmBytes, startGuest, stopAllGuests, type Guest, type Pattern, type PatternKind } from "../harness/qemu.ts";
+import { MiB, PAGE } from "../harness/units.ts";
 import { dropCaches, median } from "./common.ts";
 
 const { values: opt } = parseArgs({
@@ -86,7 +87,7 @@ interface Times {
   restore: number[];
 }
 
-const pattern = makePattern(sizeMiB * 2 ** 20, { kind, seed: 11, nonZeroFraction: 0.6 });
+const pattern = makePattern(sizeMiB * MiB, { kind, seed: 11, nonZeroFraction: 0.6 });
 const results = new Map<string, Times>();
 const record = (what: string, save: number, restore: number) => {
   const t = results.get(what) ?? { save: [], restore: [] };
@@ -174,7 +175,7 @@ const lines = [
   "# ramsnap qemu save/restore beside QEMU driven by hand",
   "",
   `Run ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC: a ${sizeMiB} MiB q35 guest (TCG, running until saved; ` +
-    `RAM a /dev/shm memory backend holding the "${kind}" pattern, ${((pattern.nonZeroCount * 4096) / 2 ** 20).toFixed(0)} MiB of non-zero pages), ` +
+    `RAM a /dev/shm memory backend holding the "${kind}" pattern, ${((pattern.nonZeroCount * PAGE) / MiB).toFixed(0)} MiB of non-zero pages), ` +
     `file on ${fs} (${opt.dir}); QEMU ${qemuVersion}; ${cpus().length} vCPUs (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ` +
     `Linux ${readFileSync("/proc/sys/kernel/osrelease", "utf8").trim()}, Bun ${Bun.version}. Seconds as min / median of ${repeat}; page cache dropped before each save and each restore; ` +
     `every restore's guest RAM compared byte for byte with the saved guest's.`,

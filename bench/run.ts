@@ -13,9 +13,10 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as libc from "../ffi/libc.ts";
 import { restore } from "../src/restore.ts";
+import { MiB, PAGE } from "../harness/units.ts";
 import { dropCaches, fio } from "./common.ts";
 import { save } from "../src/save.ts";
-import { makePattern, migrateFromFile, migrateToFile, startGuest, stopAllGuests, type PatternKind } from "../test/helpers/qemu.ts";
+import { makePattern, migrateFromFile, migrateToFile, startGuest, stopAllGuests, type PatternKind } from "../harness/qemu.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -29,7 +30,6 @@ const { values: opt } = parseArgs({
   },
 });
 
-const MiB = 2 ** 20;
 const sizeMiB = Number(opt.size!.replace(/G$/i, "") ) * (/G$/i.test(opt.size!) ? 1024 : 1);
 const size = sizeMiB * MiB;
 const repeat = Number(opt.repeat);
@@ -84,7 +84,7 @@ const freshTarget = () => {
 for (const kind of patterns) {
   console.error(`\n== ${kind}: ${sizeMiB} MiB image`);
   const pattern = makePattern(size, { kind, seed: 7, nonZeroFraction: 0.6 });
-  const dataBytes = pattern.nonZeroCount * 4096;
+  const dataBytes = pattern.nonZeroCount * PAGE;
   // The guest's RAM file is the image for everyone: ramsnap saves it, QEMU saves it.
   const guest = await startGuest({ name: `bench-${kind}`, ramMiB: sizeMiB, pattern, timeoutMs: 120_000 });
   const image = guest.shmPaths[0]!;

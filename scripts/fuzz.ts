@@ -1,5 +1,5 @@
 #!/usr/bin/env bun
-// The long fuzz campaign over inspect, verify and restore (see test/helpers/fuzz.ts for what a case is
+// The long fuzz campaign over inspect, verify and restore (see harness/fuzz/ for what a case is
 // and what it checks). The corpus is made fresh (QEMU guests and ramsnap saves) in a scratch folder.
 //
 //   bun scripts/fuzz.ts --cases 100000 --seed 1            a campaign; exit 1 if anything was found
@@ -13,7 +13,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { analyzeSeed, CaseRunner, classify, formatFailure, formatStats, makeCorpus, mutationFor, runCampaign, seedOf } from "../test/helpers/fuzz.ts";
+import { analyzeSeed, CaseRunner, classify, formatFailure, formatStats, makeCorpus, mutationFor, runCampaign, seedOf } from "../harness/fuzz.ts";
 
 const { values } = parseArgs({
   options: {

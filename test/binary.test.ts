@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { migrateToFile, ramBlocks, requireQemu, startGuest, stopAllGuests } from "./helpers/qemu.ts";
+import { migrateToFile, ramBlocks, requireQemu, startGuest, stopAllGuests } from "../harness/qemu.ts";
 
 const ROOT = join(import.meta.dir, "..");
 let dir = "";

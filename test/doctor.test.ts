@@ -6,8 +6,9 @@ import { mkdirSync, readdirSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { doctor } from "../src/doctor.ts";
 import { OptionError } from "../src/errors.ts";
-import { MiB, requireDirectIo, scratchDir } from "./helpers/scratch.ts";
-import { ramsnap } from "./helpers/cli.ts";
+import { requireDirectIo, scratchDir } from "../harness/scratch.ts";
+import { ramsnap } from "../harness/cli.ts";
+import { MiB } from "../harness/units.ts";
 
 const disk = scratchDir("ramsnap-doctor");
 const direct = requireDirectIo(disk.path);

@@ -7,10 +7,11 @@ import { join } from "node:path";
 import { IntegrityError, OptionError } from "../src/errors.ts";
 import { restore } from "../src/restore.ts";
 import { save } from "../src/save.ts";
-import { flipByte, readRange } from "./helpers/corrupt.ts";
-import { makePattern, migrateToFile, requireQemu, shmBytes, startGuest, stopAllGuests } from "./helpers/qemu.ts";
-import { MiB, PAGE, readBytes, sameFiles, scratchDir, writeImage } from "./helpers/scratch.ts";
-import { expectOneLineError, ramsnap, type Run } from "./helpers/cli.ts";
+import { flipByte, readRange } from "../harness/corrupt.ts";
+import { makePattern, migrateToFile, requireQemu, shmBytes, startGuest, stopAllGuests } from "../harness/qemu.ts";
+import { readBytes, sameFiles, scratchDir, writeImage } from "../harness/scratch.ts";
+import { expectOneLineError, ramsnap, type Run } from "../harness/cli.ts";
+import { MiB, PAGE } from "../harness/units.ts";
 
 const EXTENT = MiB;
 const disk = scratchDir("ramsnap-sums");

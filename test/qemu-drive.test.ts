@@ -12,9 +12,9 @@ import { parseRamBlocks, queryRunState } from "../src/qemu/guest-state.ts";
 import { checkQemuVersion } from "../src/qemu/version.ts";
 import { sendWithFds, connectUnix } from "../ffi/socket.ts";
 import { ArgumentError, SysError } from "../ffi/errors.ts";
-import { ramBlocks, requireQemu, shmBytes, startGuest, stopAllGuests, type Guest, type GuestOptions } from "./helpers/qemu.ts";
-import { expectOneLineError, ramsnap, spawnRamsnap, type Run } from "./helpers/cli.ts";
-import { expectSameBytes } from "./helpers/scratch.ts";
+import { ramBlocks, requireQemu, shmBytes, startGuest, stopAllGuests, type Guest, type GuestOptions } from "../harness/qemu.ts";
+import { expectOneLineError, ramsnap, spawnRamsnap, type Run } from "../harness/cli.ts";
+import { expectSameBytes } from "../harness/scratch.ts";
 
 // Guests boot under TCG on a machine shared with other work: give each QEMU test room.
 const QEMU_TEST_MS = 60_000;

@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { inspectFile } from "../src/inspect.ts";
 import { restore } from "../src/restore.ts";
 import { save } from "../src/save.ts";
-import { migrateFromFile, migrateToFile, ramBlocks, requireQemu, shmBytes, startGuest, stopAllGuests, type Guest } from "./helpers/qemu.ts";
-import { expectSameBytes } from "./helpers/scratch.ts";
+import { migrateFromFile, migrateToFile, ramBlocks, requireQemu, shmBytes, startGuest, stopAllGuests, type Guest } from "../harness/qemu.ts";
+import { expectSameBytes } from "../harness/scratch.ts";
 
 const RAM_MIB = 64;
 

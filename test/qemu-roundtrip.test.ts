@@ -11,7 +11,7 @@ import { inspectFile, type InspectReport } from "../src/inspect.ts";
 import { MainFile } from "../src/io/main-file.ts";
 import { rewrite } from "../src/rewrite.ts";
 import { verify } from "../src/verify.ts";
-import { readRange } from "./helpers/corrupt.ts";
+import { readRange } from "../harness/corrupt.ts";
 import {
   type Guest,
   type GuestOptions,
@@ -25,9 +25,10 @@ import {
   shmBytes,
   startGuest,
   stopAllGuests,
-} from "./helpers/qemu.ts";
-import { expectSameBytes, firstDifference, MiB, PAGE, requireDirectIo, scratchDir, type Scratch } from "./helpers/scratch.ts";
-import { ramsnap, type Run } from "./helpers/cli.ts";
+} from "../harness/qemu.ts";
+import { expectSameBytes, firstDifference, requireDirectIo, scratchDir, type Scratch } from "../harness/scratch.ts";
+import { ramsnap, type Run } from "../harness/cli.ts";
+import { MiB, PAGE } from "../harness/units.ts";
 
 const RAM_MIB = 64;
 const RAM_PAGES = (RAM_MIB * MiB) / PAGE;

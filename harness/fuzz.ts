@@ -1,4 +1,4 @@
-// Test helper: a fuzzer for the readers (inspect, verify, restore) over real save files.
+// Harness: a fuzzer for the readers (inspect, verify, restore) over real save files.
 //
 // The corpus is made at run time (`makeCorpus`): small QEMU guests saved mapped-ram and classic, and files
 // ramsnap wrote (a plain save, one with a manifest, a `save --like` of the QEMU file, a classic conversion).
@@ -24,18 +24,17 @@
 //     page by page.
 import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { ArgumentError, ShortIoError, SysError } from "../../ffi/libc.ts";
-import { ChannelError } from "../../src/channels/pool.ts";
-import { IntegrityError, OptionError } from "../../src/errors.ts";
-import { FormatError } from "../../src/format/errors.ts";
-import { parseStream, type StreamInfo } from "../../src/format/parse.ts";
-import { inspectFile, type InspectReport } from "../../src/inspect.ts";
-import { MainFile } from "../../src/io/main-file.ts";
-import { restore } from "../../src/restore.ts";
-import { verify } from "../../src/verify.ts";
+import { ArgumentError, ShortIoError, SysError } from "../ffi/libc.ts";
+import { ChannelError } from "../src/channels/pool.ts";
+import { IntegrityError, OptionError } from "../src/errors.ts";
+import { FormatError } from "../src/format/errors.ts";
+import { parseStream, type StreamInfo } from "../src/format/parse.ts";
+import { inspectFile, type InspectReport } from "../src/inspect.ts";
+import { MainFile } from "../src/io/main-file.ts";
+import { restore } from "../src/restore.ts";
+import { verify } from "../src/verify.ts";
+import { MiB, PAGE } from "./units.ts";
 
-const PAGE = 4096;
-const MiB = 1 << 20;
 
 // ---- randomness ----------------------------------------------------------------------------------
 
@@ -1214,8 +1213,8 @@ export function formatFailure(f: CaseFailure, campaign: number): string {
 export async function makeCorpus(dir: string, ramMiB = 16): Promise<SeedSpec[]> {
   // Loaded here, not at the top: children never start guests (the QEMU helper starts a janitor on import).
   const q = await import("./qemu.ts");
-  const { save } = await import("../../src/save.ts");
-  const { rewrite } = await import("../../src/rewrite.ts");
+  const { save } = await import("../src/save.ts");
+  const { rewrite } = await import("../src/rewrite.ts");
   mkdirSync(dir, { recursive: true });
   const pattern = q.makePattern(ramMiB * MiB, { seed: 2024, kind: "clustered", nonZeroFraction: 0.05 });
   const ram = join(dir, "ram0.img");

@@ -1,4 +1,4 @@
-// Test helper: real QEMU guests whose RAM the test can write before boot and read after.
+// Harness: real QEMU guests whose RAM the test can write before boot and read after.
 //
 // Guest RAM is a memory-backend-file on /dev/shm with share=on, so the file *is* the
 // guest RAM: the test fills it before QEMU maps it and compares it after a save or load.
@@ -8,10 +8,9 @@ import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, rmSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { QmpClient } from "../../src/qemu/qmp.ts";
+import { QmpClient } from "../src/qemu/qmp.ts";
+import { MiB, PAGE } from "./units.ts";
 
-export const PAGE_SIZE = 4096;
-const MiB = 1024 * 1024;
 const QEMU = "qemu-system-x86_64";
 
 // ---------------------------------------------------------------------------
@@ -58,7 +57,7 @@ export interface Pattern {
   readonly nonZeroCount: number;
   /**
    * Writes the pattern's bytes [byteOffset, byteOffset + buf.length) into buf, zero pages
-   * included. byteOffset and buf.length must be multiples of PAGE_SIZE.
+   * included. byteOffset and buf.length must be multiples of PAGE.
    */
   fill(buf: Uint8Array, byteOffset: number): void;
 }
@@ -74,8 +73,8 @@ const NOISE_POOL_BYTES = 1024 * 1024;
  * so a page written to the wrong slot is caught.
  */
 export function makePattern(sizeBytes: number, opts: PatternOptions): Pattern {
-  if (sizeBytes % PAGE_SIZE !== 0) throw new Error(`pattern size ${sizeBytes} is not a multiple of ${PAGE_SIZE}`);
-  const pageCount = sizeBytes / PAGE_SIZE;
+  if (sizeBytes % PAGE !== 0) throw new Error(`pattern size ${sizeBytes} is not a multiple of ${PAGE}`);
+  const pageCount = sizeBytes / PAGE;
   const fraction = opts.nonZeroFraction ?? 0.6;
   const random = xorshift32(opts.seed ^ 0x9e3779b9);
   const unit = () => random() / 2 ** 32;
@@ -109,7 +108,7 @@ export function makePattern(sizeBytes: number, opts: PatternOptions): Pattern {
 
   // Page bodies are copied from a random pool at a per-page offset: far faster than
   // generating 4 KiB of random numbers per page, and the stamp keeps every page unique.
-  const poolWords = new Uint32Array((NOISE_POOL_BYTES + PAGE_SIZE) / 4);
+  const poolWords = new Uint32Array((NOISE_POOL_BYTES + PAGE) / 4);
   for (let w = 0; w < poolWords.length; w++) poolWords[w] = random();
   const pool = new Uint8Array(poolWords.buffer);
   const stamp = new Uint8Array(12);
@@ -123,20 +122,20 @@ export function makePattern(sizeBytes: number, opts: PatternOptions): Pattern {
     nonZeroPages,
     nonZeroCount,
     fill(buf, byteOffset) {
-      if (byteOffset % PAGE_SIZE !== 0 || buf.length % PAGE_SIZE !== 0) {
-        throw new Error(`fill: offset ${byteOffset} and length ${buf.length} must be multiples of ${PAGE_SIZE}`);
+      if (byteOffset % PAGE !== 0 || buf.length % PAGE !== 0) {
+        throw new Error(`fill: offset ${byteOffset} and length ${buf.length} must be multiples of ${PAGE}`);
       }
       if (byteOffset + buf.length > sizeBytes) throw new Error(`fill: range ends beyond the pattern's ${sizeBytes} bytes`);
-      const first = byteOffset / PAGE_SIZE;
-      for (let i = 0; i < buf.length / PAGE_SIZE; i++) {
+      const first = byteOffset / PAGE;
+      for (let i = 0; i < buf.length / PAGE; i++) {
         const p = first + i;
-        const at = i * PAGE_SIZE;
+        const at = i * PAGE;
         if (!nonZeroPages[p]) {
-          buf.fill(0, at, at + PAGE_SIZE);
+          buf.fill(0, at, at + PAGE);
           continue;
         }
         const offset = (Math.imul(p + 1, 0x9e3779b1) >>> 0) % (NOISE_POOL_BYTES / 4);
-        buf.set(pool.subarray(offset * 4, offset * 4 + PAGE_SIZE), at);
+        buf.set(pool.subarray(offset * 4, offset * 4 + PAGE), at);
         stampView.setUint32(4, p, true);
         buf.set(stamp, at);
       }
@@ -163,8 +162,8 @@ function writePatternFile(path: string, size: number, pattern: Pattern | null, p
     const chunk = new Uint8Array(Math.min(size, 16 * MiB));
     for (let pos = 0; pos < size; pos += chunk.length) {
       const view = chunk.subarray(0, Math.min(chunk.length, size - pos));
-      const firstPage = (patternOffset + pos) / PAGE_SIZE;
-      if (!pattern.nonZeroPages.subarray(firstPage, firstPage + view.length / PAGE_SIZE).includes(1)) continue;
+      const firstPage = (patternOffset + pos) / PAGE;
+      if (!pattern.nonZeroPages.subarray(firstPage, firstPage + view.length / PAGE).includes(1)) continue;
       pattern.fill(view, patternOffset + pos);
       writeSync(fd, view, 0, view.length, pos);
     }
