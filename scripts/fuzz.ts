@@ -13,7 +13,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { analyzeSeed, CaseRunner, classify, formatFailure, formatStats, makeCorpus, mutationFor, runCampaign, seedOf } from "../harness/fuzz.ts";
+import { analyzeSeed } from "../harness/fuzz/analysis.ts";
+import { runCampaign } from "../harness/fuzz/campaign.ts";
+import { CaseRunner } from "../harness/fuzz/case-runner.ts";
+import { makeCorpus } from "../harness/fuzz/corpus.ts";
+import { mutationFor, seedOf } from "../harness/fuzz/mutation.ts";
+import { classify } from "../harness/fuzz/outcomes.ts";
+import { formatFailure, formatStats } from "../harness/fuzz/report.ts";
 
 const { values } = parseArgs({
   options: {
