@@ -8,6 +8,7 @@ import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, rmSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { syntheticImage, type Pattern, type SyntheticImage } from "../src/memory/synthetic.ts";
 import { QmpClient } from "../src/qemu/qmp.ts";
 import { MiB, PAGE } from "./units.ts";
 
@@ -38,123 +39,10 @@ export function requireQemu(): boolean {
 }
 
 // ---------------------------------------------------------------------------
-// RAM patterns
-
-export type PatternKind = "scattered" | "clustered" | "dense" | "zero";
-
-export interface PatternOptions {
-  seed: number;
-  kind: PatternKind;
-  /** Share of non-zero pages for "scattered" and "clustered"; default 0.6. */
-  nonZeroFraction?: number;
-}
-
-export interface Pattern {
-  readonly sizeBytes: number;
-  readonly seed: number;
-  /** One entry per 4 KiB page: 1 if the page is non-zero. */
-  readonly nonZeroPages: Uint8Array;
-  readonly nonZeroCount: number;
-  /**
-   * Writes the pattern's bytes [byteOffset, byteOffset + buf.length) into buf, zero pages
-   * included. byteOffset and buf.length must be multiples of PAGE.
-   */
-  fill(buf: Uint8Array, byteOffset: number): void;
-}
-
-// Stamped at the start of every non-zero page, so such a page is never all zeros
-// even for page 0 with seed 0.
-const PAGE_MAGIC = [0x52, 0x53, 0x4e, 0x50]; // "RSNP"
-const NOISE_POOL_BYTES = 1024 * 1024;
-
-/**
- * A deterministic RAM image. Each non-zero page starts with "RSNP", its page index and
- * the seed (u32 LE each), then pseudo-random bytes from (seed, page): every page is unique,
- * so a page written to the wrong slot is caught.
- */
-export function makePattern(sizeBytes: number, opts: PatternOptions): Pattern {
-  if (sizeBytes % PAGE !== 0) throw new Error(`pattern size ${sizeBytes} is not a multiple of ${PAGE}`);
-  const pageCount = sizeBytes / PAGE;
-  const fraction = opts.nonZeroFraction ?? 0.6;
-  const random = xorshift32(opts.seed ^ 0x9e3779b9);
-  const unit = () => random() / 2 ** 32;
-  const nonZeroPages = new Uint8Array(pageCount);
-
-  switch (opts.kind) {
-    case "zero":
-      break;
-    case "dense":
-      nonZeroPages.fill(1);
-      break;
-    case "scattered":
-      for (let p = 0; p < pageCount; p++) nonZeroPages[p] = unit() < fraction ? 1 : 0;
-      break;
-    case "clustered": {
-      // Alternating runs: non-zero runs average 64 pages, zero runs are sized to give `fraction`.
-      const meanOn = 64;
-      const meanOff = fraction > 0 ? (meanOn * (1 - fraction)) / fraction : pageCount;
-      let on = unit() < fraction;
-      for (let p = 0; p < pageCount; on = !on) {
-        const run = on ? 1 + Math.floor(unit() * (2 * meanOn - 1)) : Math.floor(unit() * (2 * meanOff + 1));
-        if (on) nonZeroPages.fill(1, p, p + run);
-        p += run;
-      }
-      break;
-    }
-  }
-
-  let nonZeroCount = 0;
-  for (const bit of nonZeroPages) nonZeroCount += bit;
-
-  // Page bodies are copied from a random pool at a per-page offset: far faster than
-  // generating 4 KiB of random numbers per page, and the stamp keeps every page unique.
-  const poolWords = new Uint32Array((NOISE_POOL_BYTES + PAGE) / 4);
-  for (let w = 0; w < poolWords.length; w++) poolWords[w] = random();
-  const pool = new Uint8Array(poolWords.buffer);
-  const stamp = new Uint8Array(12);
-  const stampView = new DataView(stamp.buffer);
-  stamp.set(PAGE_MAGIC, 0);
-  stampView.setUint32(8, opts.seed >>> 0, true);
-
-  return {
-    sizeBytes,
-    seed: opts.seed,
-    nonZeroPages,
-    nonZeroCount,
-    fill(buf, byteOffset) {
-      if (byteOffset % PAGE !== 0 || buf.length % PAGE !== 0) {
-        throw new Error(`fill: offset ${byteOffset} and length ${buf.length} must be multiples of ${PAGE}`);
-      }
-      if (byteOffset + buf.length > sizeBytes) throw new Error(`fill: range ends beyond the pattern's ${sizeBytes} bytes`);
-      const first = byteOffset / PAGE;
-      for (let i = 0; i < buf.length / PAGE; i++) {
-        const p = first + i;
-        const at = i * PAGE;
-        if (!nonZeroPages[p]) {
-          buf.fill(0, at, at + PAGE);
-          continue;
-        }
-        const offset = (Math.imul(p + 1, 0x9e3779b1) >>> 0) % (NOISE_POOL_BYTES / 4);
-        buf.set(pool.subarray(offset * 4, offset * 4 + PAGE), at);
-        stampView.setUint32(4, p, true);
-        buf.set(stamp, at);
-      }
-    },
-  };
-}
-
-function xorshift32(seed: number): () => number {
-  let x = seed >>> 0 || 0x6d2b79f5; // xorshift must not start at 0
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>>= 0);
-  };
-}
+// Guest RAM contents: synthetic images (src/memory/synthetic.ts)
 
 /** Creates `path` (it must not exist) with `size` bytes of `pattern` from `patternOffset`; zero chunks stay holes. */
-function writePatternFile(path: string, size: number, pattern: Pattern | null, patternOffset: number): void {
+function writePatternFile(path: string, size: number, pattern: SyntheticImage | null, patternOffset: number): void {
   const fd = openSync(path, "wx", 0o600);
   try {
     ftruncateSync(fd, size);
@@ -180,7 +68,7 @@ export interface GuestOptions {
   name?: string;
   ramMiB: number;
   /** Written into the shm file(s) before QEMU starts; default: all zeros. */
-  pattern?: Pattern | PatternOptions;
+  pattern?: SyntheticImage | Pattern;
   /** Default "q35". */
   machine?: string;
   /** Start with `-incoming defer`, ready for migrateFromFile. */
@@ -207,7 +95,7 @@ export interface Guest {
   readonly shmPaths: string[];
   /** Machine type as QEMU names it in the migration stream, e.g. "pc-q35-10.0". */
   readonly machineType: string;
-  readonly pattern: Pattern | null;
+  readonly pattern: SyntheticImage | null;
   readonly pid: number;
   /** What QEMU wrote to stderr so far. */
   stderr(): string;
@@ -256,7 +144,7 @@ export async function startGuest(opts: GuestOptions): Promise<Guest> {
   const backendIds = nodes > 0 ? Array.from({ length: nodes }, (_, i) => `m${i}`) : ["ram0"];
 
   const ramBytes = opts.ramMiB * MiB;
-  const pattern = opts.pattern === undefined ? null : "fill" in opts.pattern ? opts.pattern : makePattern(ramBytes, opts.pattern);
+  const pattern = opts.pattern === undefined ? null : "fill" in opts.pattern ? opts.pattern : syntheticImage(ramBytes, opts.pattern);
   if (pattern && pattern.sizeBytes !== ramBytes) throw new Error(`pattern is ${pattern.sizeBytes} bytes, guest RAM ${ramBytes}`);
 
   const name = `${SESSION}${++guestCounter}-${opts.name ?? "guest"}`;

@@ -12,15 +12,16 @@ import { MainFile } from "../src/io/main-file.ts";
 import { rewrite } from "../src/rewrite.ts";
 import { verify } from "../src/verify.ts";
 import { clearBit, copy, flipByte, overwrite, readRange, truncatedCopy } from "../harness/corrupt.ts";
-import { makePattern, type MigrateOptions, migrateToFile, requireQemu, shmBytes, startGuest, stopAllGuests } from "../harness/qemu.ts";
+import { type MigrateOptions, migrateToFile, requireQemu, shmBytes, startGuest, stopAllGuests } from "../harness/qemu.ts";
 import { requireDirectIo, scratchDir, type Scratch } from "../harness/scratch.ts";
 import { ClassicBuilder, TIMER_DEVICE, TIMER_PAYLOAD_SIZE } from "../harness/streams.ts";
 import { expectOneLineError, ramsnap } from "../harness/cli.ts";
+import { syntheticImage } from "../src/memory/synthetic.ts";
 import { MiB, PAGE } from "../harness/units.ts";
 
 const RAM_MIB = 64;
 const RAM_PAGES = (RAM_MIB * MiB) / PAGE;
-const PATTERN = makePattern(RAM_MIB * MiB, { seed: 77, kind: "scattered", nonZeroFraction: 0.5 });
+const PATTERN = syntheticImage(RAM_MIB * MiB, { kind: "scattered", seed: 77, nonZero: 0.5 });
 const qtest = (name: string, fn: () => Promise<void> | void) => test(name, fn, 60_000);
 
 function thrown(fn: () => unknown): unknown {

@@ -1,4 +1,4 @@
-// Proves the QEMU test helper: guests whose RAM we control, saved to and loaded from
+// Proves the QEMU harness (harness/qemu.ts): guests whose RAM we control, saved to and loaded from
 // real files by QEMU itself, with the RAM compared byte for byte.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -6,7 +6,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { QmpClient, QmpError } from "../src/qemu/qmp.ts";
 import {
-  makePattern,
   migrateFromFile,
   migrateToFile,
   ramBlocks,
@@ -17,26 +16,6 @@ import {
   type MigrateOptions,
 } from "../harness/qemu.ts";
 import { MiB, PAGE } from "../harness/units.ts";
-
-test("makePattern: non-zero pages are unique and never all zeros", () => {
-  const pattern = makePattern(4 * MiB, { seed: 0, kind: "scattered", nonZeroFraction: 0.5 });
-  const bytes = new Uint8Array(4 * MiB);
-  pattern.fill(bytes, 0);
-  const seen = new Set<string>();
-  for (let p = 0; p < bytes.length / PAGE; p++) {
-    const page = bytes.subarray(p * PAGE, (p + 1) * PAGE);
-    expect(isAllZero(page)).toBe(pattern.nonZeroPages[p] === 0);
-    if (pattern.nonZeroPages[p]) seen.add(Buffer.from(page).toString("base64"));
-  }
-  expect(seen.size).toBe(pattern.nonZeroCount);
-  expect(pattern.nonZeroCount).toBeGreaterThan(400);
-  expect(pattern.nonZeroCount).toBeLessThan(624);
-
-  // Filling a sub-range gives the same bytes as the whole.
-  const part = new Uint8Array(8 * PAGE);
-  pattern.fill(part, 100 * PAGE);
-  expect(part).toEqual(bytes.subarray(100 * PAGE, 108 * PAGE));
-});
 
 test("QmpClient names the path when the socket is missing", async () => {
   await expect(QmpClient.connect("/tmp/ramsnap-no-such-dir/qmp.sock")).rejects.toThrow(

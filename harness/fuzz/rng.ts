@@ -1,30 +1,15 @@
-// The fuzzer's choices: a deterministic PRNG with the helpers the mutators and the case runner need. A case
-// seeds its own Rng from (campaign, case, purpose), so any case replays alone.
-/** A small deterministic PRNG (sfc32) with the helpers the mutators need. */
+// The fuzzer's choices: integers, picks and weighted picks drawn from the project's one PRNG
+// (src/memory/synthetic.ts). A case seeds its own Rng from (campaign, case, purpose), so any case replays
+// alone.
+import { rng } from "../../src/memory/synthetic.ts";
+
 export class Rng {
-  #a: number;
-  #b: number;
-  #c: number;
-  #d: number;
+  readonly #next: () => number;
   constructor(...seeds: number[]) {
-    this.#a = 0x9e3779b9;
-    this.#b = 0x243f6a88;
-    this.#c = 0xb7e15162;
-    this.#d = 1;
-    for (const s of seeds) {
-      this.#a ^= s >>> 0;
-      this.#b ^= Math.floor(s / 2 ** 32) >>> 0;
-      for (let i = 0; i < 12; i++) this.u32();
-    }
+    this.#next = rng(...seeds);
   }
   u32(): number {
-    const t = (((this.#a + this.#b) >>> 0) + this.#d) >>> 0;
-    this.#d = (this.#d + 1) >>> 0;
-    this.#a = this.#b ^ (this.#b >>> 9);
-    this.#b = (this.#c + (this.#c << 3)) >>> 0;
-    this.#c = ((this.#c << 21) | (this.#c >>> 11)) >>> 0;
-    this.#c = (this.#c + t) >>> 0;
-    return t;
+    return this.#next();
   }
   /** [0, 1) */
   float(): number {
@@ -51,4 +36,3 @@ export class Rng {
     return xs[xs.length - 1]![1];
   }
 }
-
