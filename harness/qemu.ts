@@ -138,26 +138,118 @@ export async function startGuest(opts: GuestOptions): Promise<Guest> {
   const binary = qemuBinary();
   if (!binary) throw new Error(`${QEMU} not found in PATH`);
   const timeoutMs = opts.timeoutMs ?? 15_000;
+  const g = layoutOf(opts);
+  const running: Running = { proc: null, qmp: null, stderr: "" };
+  const stop = stopperOf(g, running);
+  ensureJanitor();
+  liveGuests.set(g.name, stop);
+
+  try {
+    // The shm must hold its final size and content before QEMU maps it: shrinking a
+    // mapped file later kills QEMU with SIGBUS.
+    g.shmPaths.forEach((path, i) => writePatternFile(path, g.backendBytes, g.pattern, i * g.backendBytes));
+    const proc = spawnQemu(binary, qemuArgs(opts, g), running);
+    const client = await connectWhenReady(g.socketPath, proc, () => running.stderr, timeoutMs);
+    running.qmp = client;
+    // QOM type "pc-q35-10.0-machine" for "-M q35"; the stream carries the name without the suffix.
+    const type = await client.execute<string>("qom-get", { path: "/machine", property: "type" });
+    return {
+      name: g.name,
+      qmp: client,
+      backendIds: g.backendIds,
+      shmPaths: g.shmPaths,
+      machineType: type.replace(/-machine$/, ""),
+      pattern: g.pattern,
+      pid: proc.pid,
+      stderr: () => running.stderr,
+      stop,
+    };
+  } catch (error) {
+    running.proc?.kill("SIGKILL");
+    await stop();
+    throw error;
+  }
+}
+
+/** Where a guest's pieces go: its unique name, scratch folder, QMP socket, memory backends and their contents. */
+interface Layout {
+  name: string;
+  dir: string;
+  socketPath: string;
+  /** NUMA nodes (0: none, one backend ram0). */
+  nodes: number;
+  backendIds: string[];
+  backendBytes: number;
+  shmPaths: string[];
+  pattern: SyntheticImage | null;
+}
+
+function layoutOf(opts: GuestOptions): Layout {
   const nodes = opts.numa ?? 0;
   if (nodes > 0 && opts.ramMiB % nodes !== 0) throw new Error(`ramMiB ${opts.ramMiB} is not divisible by numa ${nodes}`);
-  const backendBytes = (nodes > 0 ? opts.ramMiB / nodes : opts.ramMiB) * MiB;
   const backendIds = nodes > 0 ? Array.from({ length: nodes }, (_, i) => `m${i}`) : ["ram0"];
-
   const ramBytes = opts.ramMiB * MiB;
   const pattern = opts.pattern === undefined ? null : "fill" in opts.pattern ? opts.pattern : syntheticImage(ramBytes, opts.pattern);
   if (pattern && pattern.sizeBytes !== ramBytes) throw new Error(`pattern is ${pattern.sizeBytes} bytes, guest RAM ${ramBytes}`);
-
   const name = `${SESSION}${++guestCounter}-${opts.name ?? "guest"}`;
   const dir = mkdtempSync(join(tmpdir(), `${name}-`));
-  const socketPath = join(dir, "qmp.sock");
-  const shmPaths = backendIds.map((id) => `/dev/shm/${name}-${id}`);
+  return {
+    name,
+    dir,
+    socketPath: join(dir, "qmp.sock"),
+    nodes,
+    backendIds,
+    backendBytes: ramBytes / (nodes || 1),
+    shmPaths: backendIds.map((id) => `/dev/shm/${name}-${id}`),
+    pattern,
+  };
+}
 
-  let proc: Subprocess<"ignore", "ignore", "pipe"> | null = null;
-  let qmp: QmpClient | null = null;
-  let stderrText = "";
+function qemuArgs(opts: GuestOptions, g: Layout): string[] {
+  const args = [
+    ...["-M", opts.machine ?? "q35", "-accel", "tcg", "-m", `${opts.ramMiB}M`],
+    ...["-nodefaults", "-nographic", "-display", "none"],
+    ...["-qmp", `unix:${g.socketPath},server=on,wait=off`],
+  ];
+  g.backendIds.forEach((id, i) => {
+    args.push("-object", `memory-backend-file,id=${id},size=${g.backendBytes},mem-path=${g.shmPaths[i]},share=on`);
+    args.push(...(g.nodes > 0 ? ["-numa", `node,memdev=${id}`] : ["-machine", `memory-backend=${id}`]));
+  });
+  if (!opts.running) args.push("-S");
+  if (opts.incoming) args.push("-incoming", "defer");
+  if (opts.vga) args.push("-device", "VGA");
+  if (opts.extraArgs) args.push(...opts.extraArgs);
+  return args;
+}
+
+/** A guest's process and QMP connection once they exist, and what QEMU wrote to stderr so far. */
+interface Running {
+  proc: Subprocess<"ignore", "ignore", "pipe"> | null;
+  qmp: QmpClient | null;
+  stderr: string;
+}
+
+function spawnQemu(binary: string, args: string[], running: Running): Subprocess<"ignore", "ignore", "pipe"> {
+  // setpriv makes the kernel kill QEMU when this process dies, however it dies. The
+  // signal follows the *thread* that spawned QEMU: start guests from the main thread,
+  // not from a Worker that may end first.
+  const setpriv = Bun.which("setpriv");
+  const command = setpriv ? [setpriv, "--pdeathsig", "KILL", binary, ...args] : [binary, ...args];
+  const proc = Bun.spawn(command, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  running.proc = proc;
+  void (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of proc.stderr) running.stderr += decoder.decode(chunk, { stream: true });
+  })();
+  return proc;
+}
+
+/** Quits QEMU (killing it if it does not exit), then deletes its shm files and folder; once, however often called. */
+function stopperOf(g: Layout, running: Running): () => Promise<void> {
   let stopping: Promise<void> | null = null;
-  const stop = () =>
+  return () =>
     (stopping ??= (async () => {
+      const { qmp, proc } = running;
       if (qmp) {
         // QEMU may close the socket before its reply arrives, or be wedged: the wait below decides.
         await qmp.execute("quit", undefined, { timeoutMs: 3000 }).catch(() => {});
@@ -168,65 +260,10 @@ export async function startGuest(opts: GuestOptions): Promise<Guest> {
         if (exited === null) proc.kill("SIGKILL");
         await proc.exited;
       }
-      for (const path of shmPaths) rmSync(path, { force: true });
-      rmSync(dir, { recursive: true, force: true });
-      liveGuests.delete(name);
+      for (const path of g.shmPaths) rmSync(path, { force: true });
+      rmSync(g.dir, { recursive: true, force: true });
+      liveGuests.delete(g.name);
     })());
-  ensureJanitor();
-  liveGuests.set(name, stop);
-
-  try {
-    // The shm must hold its final size and content before QEMU maps it: shrinking a
-    // mapped file later kills QEMU with SIGBUS.
-    shmPaths.forEach((path, i) => writePatternFile(path, backendBytes, pattern, i * backendBytes));
-
-    const args = [
-      ...["-M", opts.machine ?? "q35", "-accel", "tcg", "-m", `${opts.ramMiB}M`],
-      ...["-nodefaults", "-nographic", "-display", "none"],
-      ...["-qmp", `unix:${socketPath},server=on,wait=off`],
-    ];
-    backendIds.forEach((id, i) => {
-      args.push("-object", `memory-backend-file,id=${id},size=${backendBytes},mem-path=${shmPaths[i]},share=on`);
-      args.push(...(nodes > 0 ? ["-numa", `node,memdev=${id}`] : ["-machine", `memory-backend=${id}`]));
-    });
-    if (!opts.running) args.push("-S");
-    if (opts.incoming) args.push("-incoming", "defer");
-    if (opts.vga) args.push("-device", "VGA");
-    if (opts.extraArgs) args.push(...opts.extraArgs);
-
-    // setpriv makes the kernel kill QEMU when this process dies, however it dies. The
-    // signal follows the *thread* that spawned QEMU: start guests from the main thread,
-    // not from a Worker that may end first.
-    const setpriv = Bun.which("setpriv");
-    const command = setpriv ? [setpriv, "--pdeathsig", "KILL", binary, ...args] : [binary, ...args];
-    const started = Bun.spawn(command, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-    proc = started;
-    void (async () => {
-      const decoder = new TextDecoder();
-      for await (const chunk of started.stderr) stderrText += decoder.decode(chunk, { stream: true });
-    })();
-
-    const client = await connectWhenReady(socketPath, started, () => stderrText, timeoutMs);
-    qmp = client;
-    // QOM type "pc-q35-10.0-machine" for "-M q35"; the stream carries the name without the suffix.
-    const type = await client.execute<string>("qom-get", { path: "/machine", property: "type" });
-
-    return {
-      name,
-      qmp: client,
-      backendIds,
-      shmPaths,
-      machineType: type.replace(/-machine$/, ""),
-      pattern,
-      pid: started.pid,
-      stderr: () => stderrText,
-      stop,
-    };
-  } catch (error) {
-    proc?.kill("SIGKILL");
-    await stop();
-    throw error;
-  }
 }
 
 async function connectWhenReady(
