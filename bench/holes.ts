@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { save } from "../src/save.ts";
 import { pagesOf, rng } from "../src/memory/synthetic.ts";
+import { MiB, PAGE } from "../harness/units.ts";
 import { dropCaches, fio, median } from "./common.ts";
 
 const { values: opt } = parseArgs({
@@ -22,7 +23,6 @@ const { values: opt } = parseArgs({
     out: { type: "string", default: join(import.meta.dir, "HOLES.md") },
   },
 });
-const MiB = 2 ** 20;
 const EXTENT = 2 * MiB;
 const size = Number(opt.size) * MiB;
 const channels = Number(opt.channels);
@@ -33,7 +33,7 @@ const sparse = "/dev/shm/ramsnap-holes.sparse";
 const full = "/dev/shm/ramsnap-holes.full";
 
 // Touched RAM in 2 MiB extents (the clustered pattern's layout), each page of it non-zero.
-const touched = pagesOf({ kind: "clustered", seed: 21, nonZero: Number(opt.touched) }, size / 4096);
+const touched = pagesOf({ kind: "clustered", seed: 21, nonZero: Number(opt.touched) }, size / PAGE);
 const r = rng(99);
 const extent = new Uint8Array(EXTENT);
 const zeros = new Uint8Array(EXTENT);
@@ -42,7 +42,7 @@ for (const [path, writeZeros] of [[sparse, false], [full, true]] as const) {
   const fd = openSync(path, "w", 0o600);
   ftruncateSync(fd, size);
   for (let at = 0; at < size; at += EXTENT) {
-    if (touched[at / 4096]) {
+    if (touched[at / PAGE]) {
       for (let i = 0; i < EXTENT; i += 4) extent[i] = r() & 0xff || 1;
       writeSync(fd, extent, 0, EXTENT, at);
       if (!writeZeros) dataBytes += EXTENT;

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { save } from "../src/save.ts";
-import { writeImage } from "../test/helpers/scratch.ts";
+import { writeImage } from "../harness/scratch.ts";
 import { median } from "./common.ts";
 
 const { values: opt } = parseArgs({

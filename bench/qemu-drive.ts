@@ -12,7 +12,9 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { filesystemName } from "../src/io/filesystem.ts";
 import * as libc from "../ffi/libc.ts";
-import { makePattern, shmBytes, startGuest, stopAllGuests, type Guest, type Pattern, type PatternKind } from "../test/helpers/qemu.ts";
+import { shmBytes, startGuest, stopAllGuests, type Guest } from "../harness/qemu.ts";
+import { syntheticImage, type PatternKind, type SyntheticImage } from "../src/memory/synthetic.ts";
+import { GiB, MiB, PAGE } from "../harness/units.ts";
 import { dropCaches, median } from "./common.ts";
 
 const { values: opt } = parseArgs({
@@ -36,7 +38,7 @@ const file = join(work, "vm.ram");
 const POLL_MS = 20; // the same for ramsnap (src/qemu/migration-watch.ts) and by hand
 
 
-async function guest(name: string, pattern: Pattern | undefined, incoming: boolean): Promise<{ g: Guest; socket: string }> {
+async function guest(name: string, pattern: SyntheticImage | undefined, incoming: boolean): Promise<{ g: Guest; socket: string }> {
   const socket = join(work, `${name}-${Math.random().toString(36).slice(2, 8)}.qmp`);
   const g = await startGuest({
     name,
@@ -86,7 +88,7 @@ interface Times {
   restore: number[];
 }
 
-const pattern = makePattern(sizeMiB * 2 ** 20, { kind, seed: 11, nonZeroFraction: 0.6 });
+const pattern = syntheticImage(sizeMiB * MiB, { kind, seed: 11, nonZero: 0.6 });
 const results = new Map<string, Times>();
 const record = (what: string, save: number, restore: number) => {
   const t = results.get(what) ?? { save: [], restore: [] };
@@ -174,8 +176,8 @@ const lines = [
   "# ramsnap qemu save/restore beside QEMU driven by hand",
   "",
   `Run ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC: a ${sizeMiB} MiB q35 guest (TCG, running until saved; ` +
-    `RAM a /dev/shm memory backend holding the "${kind}" pattern, ${((pattern.nonZeroCount * 4096) / 2 ** 20).toFixed(0)} MiB of non-zero pages), ` +
-    `file on ${fs} (${opt.dir}); QEMU ${qemuVersion}; ${cpus().length} vCPUs (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ` +
+    `RAM a /dev/shm memory backend holding the "${kind}" pattern, ${((pattern.nonZeroCount * PAGE) / MiB).toFixed(0)} MiB of non-zero pages), ` +
+    `file on ${fs} (${opt.dir}); QEMU ${qemuVersion}; ${cpus().length} vCPUs (${cpus()[0]?.model ?? "?"}), ${(totalmem() / GiB).toFixed(0)} GiB RAM, ` +
     `Linux ${readFileSync("/proc/sys/kernel/osrelease", "utf8").trim()}, Bun ${Bun.version}. Seconds as min / median of ${repeat}; page cache dropped before each save and each restore; ` +
     `every restore's guest RAM compared byte for byte with the saved guest's.`,
   "",

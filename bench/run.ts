@@ -13,9 +13,11 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as libc from "../ffi/libc.ts";
 import { restore } from "../src/restore.ts";
+import { GiB, MiB, PAGE } from "../harness/units.ts";
 import { dropCaches, fio } from "./common.ts";
 import { save } from "../src/save.ts";
-import { makePattern, migrateFromFile, migrateToFile, startGuest, stopAllGuests, type PatternKind } from "../test/helpers/qemu.ts";
+import { migrateFromFile, migrateToFile, startGuest, stopAllGuests } from "../harness/qemu.ts";
+import { syntheticImage, type PatternKind } from "../src/memory/synthetic.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -29,7 +31,6 @@ const { values: opt } = parseArgs({
   },
 });
 
-const MiB = 2 ** 20;
 const sizeMiB = Number(opt.size!.replace(/G$/i, "") ) * (/G$/i.test(opt.size!) ? 1024 : 1);
 const size = sizeMiB * MiB;
 const repeat = Number(opt.repeat);
@@ -83,8 +84,8 @@ const freshTarget = () => {
 
 for (const kind of patterns) {
   console.error(`\n== ${kind}: ${sizeMiB} MiB image`);
-  const pattern = makePattern(size, { kind, seed: 7, nonZeroFraction: 0.6 });
-  const dataBytes = pattern.nonZeroCount * 4096;
+  const pattern = syntheticImage(size, { kind, seed: 7, nonZero: 0.6 });
+  const dataBytes = pattern.nonZeroCount * PAGE;
   // The guest's RAM file is the image for everyone: ramsnap saves it, QEMU saves it.
   const guest = await startGuest({ name: `bench-${kind}`, ramMiB: sizeMiB, pattern, timeoutMs: 120_000 });
   const image = guest.shmPaths[0]!;
@@ -157,7 +158,7 @@ const fsOf = (() => {
 lines.push(`# ramsnap benchmark`, "");
 lines.push(
   `Run ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC: ${sizeMiB} MiB image, save file on ${fsOf} (${opt.dir}), images in /dev/shm; ` +
-    `${cpus().length} vCPUs (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Linux ${kernel}, Bun ${Bun.version}; ` +
+    `${cpus().length} vCPUs (${cpus()[0]?.model ?? "?"}), ${(totalmem() / GiB).toFixed(0)} GiB RAM, Linux ${kernel}, Bun ${Bun.version}; ` +
     `seconds as min / median of ${repeat} run${repeat === 1 ? "" : "s"}; page cache dropped before each run. ` +
     `Ratios use the min times; "vs fio" divides by fio's O_DIRECT time for the same bytes (whole image for dense, non-zero bytes for clustered and scattered), ` +
     `"QEMU ÷ ramsnap" says how many times faster ramsnap is than QEMU with the same channel count and direct-io.`,

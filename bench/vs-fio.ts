@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { restore } from "../src/restore.ts";
 import { save } from "../src/save.ts";
-import { writeImage } from "../test/helpers/scratch.ts";
+import { writeImage } from "../harness/scratch.ts";
+import { MiB, PAGE } from "../harness/units.ts";
 import { dropCaches, fio, median } from "./common.ts";
 
 const { values: opt } = parseArgs({
@@ -25,7 +26,6 @@ const { values: opt } = parseArgs({
     out: { type: "string", default: join(import.meta.dir, "VS-FIO.md") },
   },
 });
-const MiB = 2 ** 20;
 const size = Number(opt.size) * MiB;
 const rounds = Number(opt.rounds);
 const channelSet = opt.channels!.split(",").map(Number);
@@ -41,7 +41,7 @@ try {
     writeImage(img, size, { kind, seed: 11, nonZero: 0.6 });
     // What a save must write at least: the non-zero pages (a probe save tells how many).
     const probe = await save({ path: file, blocks: [{ name: "ram0", path: img }], channels: 2, directIo: true });
-    const dataBytes = probe.pagesPresent * 4096;
+    const dataBytes = probe.pagesPresent * PAGE;
     const t: Record<string, number[]> = {};
     const add = (k: string, s: number) => (t[k] ??= []).push(s);
     // Round 0 warms up and is not counted.

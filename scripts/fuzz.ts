@@ -1,5 +1,5 @@
 #!/usr/bin/env bun
-// The long fuzz campaign over inspect, verify and restore (see test/helpers/fuzz.ts for what a case is
+// The long fuzz campaign over inspect, verify and restore (see harness/fuzz/ for what a case is
 // and what it checks). The corpus is made fresh (QEMU guests and ramsnap saves) in a scratch folder.
 //
 //   bun scripts/fuzz.ts --cases 100000 --seed 1            a campaign; exit 1 if anything was found
@@ -13,7 +13,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { analyzeSeed, CaseRunner, classify, formatFailure, formatStats, makeCorpus, mutationFor, runCampaign, seedOf } from "../test/helpers/fuzz.ts";
+import { analyzeSeed } from "../harness/fuzz/analysis.ts";
+import { runCampaign } from "../harness/fuzz/campaign.ts";
+import { CaseRunner } from "../harness/fuzz/case-runner.ts";
+import { makeCorpus } from "../harness/fuzz/corpus.ts";
+import { mutationFor, seedOf } from "../harness/fuzz/mutation.ts";
+import { classify } from "../harness/fuzz/outcomes.ts";
+import { formatFailure, formatStats } from "../harness/fuzz/report.ts";
 
 const { values } = parseArgs({
   options: {

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { migrateToFile, ramBlocks, requireQemu, startGuest, stopAllGuests } from "./helpers/qemu.ts";
+import { migrateToFile, ramBlocks, requireQemu, startGuest, stopAllGuests } from "../harness/qemu.ts";
 
 const ROOT = join(import.meta.dir, "..");
 let dir = "";
@@ -53,7 +53,7 @@ describe("dist/ramsnap", () => {
   });
 
   test.skipIf(!requireQemu())("inspect a mapped-ram file QEMU 10 wrote: QEMU's blocks, the pattern's pages", async () => {
-    const guest = await startGuest({ name: "binary", ramMiB: 64, pattern: { seed: 5, kind: "scattered", nonZeroFraction: 0.3 } });
+    const guest = await startGuest({ name: "binary", ramMiB: 64, pattern: { kind: "scattered", seed: 5, nonZero: 0.3 } });
     try {
       const file = join(dir, "qemu.ram");
       await migrateToFile(guest, `file:${file}`, { mappedRam: true, multifd: true, channels: 2, directIo: true });

@@ -6,8 +6,9 @@ import { mkdirSync, readdirSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { doctor } from "../src/doctor.ts";
 import { OptionError } from "../src/errors.ts";
-import { MiB, requireDirectIo, scratchDir } from "./helpers/scratch.ts";
-import { ramsnap } from "./helpers/cli.ts";
+import { requireDirectIo, scratchDir } from "../harness/scratch.ts";
+import { ramsnap } from "../harness/cli.ts";
+import { GiB, MiB } from "../harness/units.ts";
 
 const disk = scratchDir("ramsnap-doctor");
 const direct = requireDirectIo(disk.path);
@@ -134,14 +135,14 @@ describe("doctor", () => {
       directIo: { accepted: expect.any(Boolean), memAlign: expect.any(Number), offsetAlign: expect.any(Number), misaligned512Works: expect.any(Boolean) },
       freeBytes: expect.any(Number),
       totalBytes: expect.any(Number),
-      imageBytes: 1 << 30,
+      imageBytes: GiB,
       neededBytes: expect.any(Number),
       enoughSpace: expect.any(Boolean),
       cpus: expect.any(Number),
       recommendation: { channels: expect.any(Number), directIo: expect.any(Boolean), reasons: expect.any(Array) },
       warnings: expect.any(Array),
     });
-    expect(j.neededBytes).toBeGreaterThanOrEqual(1 << 30);
+    expect(j.neededBytes).toBeGreaterThanOrEqual(GiB);
     expect(j.recommendation.channels).toBeGreaterThanOrEqual(1);
     expect(j.recommendation.reasons.length).toBeGreaterThan(0);
     expect(j.cgroupMemoryLimit === null || typeof j.cgroupMemoryLimit === "number").toBe(true);

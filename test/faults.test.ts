@@ -13,7 +13,8 @@ import { ChannelError } from "../src/errors.ts";
 import { inspectFile } from "../src/inspect.ts";
 import { save } from "../src/save.ts";
 import { verify } from "../src/verify.ts";
-import { MiB, requireDirectIo, scratchDir, writeImage } from "./helpers/scratch.ts";
+import { requireDirectIo, scratchDir, writeImage } from "../harness/scratch.ts";
+import { MiB } from "../harness/units.ts";
 
 const MAIN = `${import.meta.dir}/../src/cli/main.ts`;
 const ROOT = `${import.meta.dir}/..`;

@@ -1,5 +1,5 @@
 // verify, diff and convert's refusals (issue 4), on files QEMU 10 wrote and on hand-built streams. Damage is
-// done to copies at exact offsets (test/helpers/corrupt.ts), and each report must name where it was done.
+// done to copies at exact offsets (harness/corrupt.ts), and each report must name where it was done.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, linkSync, openSync, closeSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -11,15 +11,17 @@ import { inspectFile } from "../src/inspect.ts";
 import { MainFile } from "../src/io/main-file.ts";
 import { convert } from "../src/convert/index.ts";
 import { verify } from "../src/verify.ts";
-import { clearBit, copy, flipByte, overwrite, readRange, truncatedCopy } from "./helpers/corrupt.ts";
-import { makePattern, type MigrateOptions, migrateToFile, requireQemu, shmBytes, startGuest, stopAllGuests } from "./helpers/qemu.ts";
-import { MiB, PAGE, requireDirectIo, scratchDir, type Scratch } from "./helpers/scratch.ts";
-import { ClassicBuilder, TIMER_DEVICE, TIMER_PAYLOAD_SIZE } from "./helpers/streams.ts";
-import { expectOneLineError, ramsnap } from "./helpers/cli.ts";
+import { clearBit, copy, flipByte, overwrite, readRange, truncatedCopy } from "../harness/corrupt.ts";
+import { type MigrateOptions, migrateToFile, requireQemu, shmBytes, startGuest, stopAllGuests } from "../harness/qemu.ts";
+import { requireDirectIo, scratchDir, type Scratch } from "../harness/scratch.ts";
+import { ClassicBuilder, TIMER_DEVICE, TIMER_PAYLOAD_SIZE } from "../harness/streams.ts";
+import { expectOneLineError, ramsnap } from "../harness/cli.ts";
+import { syntheticImage } from "../src/memory/synthetic.ts";
+import { MiB, PAGE } from "../harness/units.ts";
 
 const RAM_MIB = 64;
 const RAM_PAGES = (RAM_MIB * MiB) / PAGE;
-const PATTERN = makePattern(RAM_MIB * MiB, { seed: 77, kind: "scattered", nonZeroFraction: 0.5 });
+const PATTERN = syntheticImage(RAM_MIB * MiB, { kind: "scattered", seed: 77, nonZero: 0.5 });
 const qtest = (name: string, fn: () => Promise<void> | void) => test(name, fn, 60_000);
 
 function thrown(fn: () => unknown): unknown {

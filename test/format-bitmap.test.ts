@@ -1,7 +1,7 @@
 // The page bitmap: QEMU's raw little-endian 64-bit words, i.e. bit p is bit (p & 7) of byte (p >> 3).
 import { describe, expect, test } from "bun:test";
 import { clearBit, countSet, firstBitPast, setBit, setRuns, testBit } from "../src/format/bitmap.ts";
-import { hex, toHex } from "./helpers/streams.ts";
+import { hex, toHex } from "../harness/streams.ts";
 
 const runs = (bm: Uint8Array, from: number, to: number): [number, number][] => [...setRuns(bm, from, to)];
 

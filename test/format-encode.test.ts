@@ -20,7 +20,7 @@ import {
 } from "../src/format/encode.ts";
 import { machineSendsSwitchover } from "../src/format/mapped-ram-stream.ts";
 import { parseStream } from "../src/format/parse.ts";
-import { ascii, concat, hex, toHex } from "./helpers/streams.ts";
+import { ascii, concat, hex, toHex } from "../harness/streams.ts";
 
 const enc = (f: (b: ByteBuilder) => unknown): Uint8Array => {
   const b = new ByteBuilder();

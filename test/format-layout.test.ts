@@ -5,7 +5,8 @@ import { describe, expect, test } from "bun:test";
 import { bitmapSize, blockAt, layoutMappedRam, roundUp, type BlockSpec } from "../src/format/layout.ts";
 import { writeMappedRamHead, writeMappedRamTail, type MappedRamPlan } from "../src/format/mapped-ram-stream.ts";
 import { parseStream } from "../src/format/parse.ts";
-import { GiB, KiB, MiB, SparseImage, ascii, concat, hex, toHex } from "./helpers/streams.ts";
+import { SparseImage, ascii, concat, hex, toHex } from "../harness/streams.ts";
+import { GiB, KiB, MiB } from "../harness/units.ts";
 
 const WORKED_BLOCKS: BlockSpec[] = [
   { name: "pc.ram", length: 0x40000000 },

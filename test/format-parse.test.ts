@@ -6,8 +6,6 @@ import { FormatError } from "../src/format/errors.ts";
 import { parseStream, type ClassicPageEvent, type StreamInfo } from "../src/format/parse.ts";
 import {
   ClassicBuilder,
-  MiB,
-  PAGE,
   PREFIX_BYTE,
   StrictSource,
   TIMER_DEVICE,
@@ -24,7 +22,8 @@ import {
   patched,
   smallMappedRam,
   toHex,
-} from "./helpers/streams.ts";
+} from "../harness/streams.ts";
+import { MiB, PAGE } from "../harness/units.ts";
 
 const FILE = "test.mig";
 const parse = (bytes: Uint8Array, base = 0): StreamInfo => parseStream(new StrictSource(bytes, FILE), { base });

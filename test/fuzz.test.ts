@@ -1,6 +1,6 @@
 // A short, deterministic fuzz campaign over inspect, verify and restore (issue 6), on a corpus made here:
 // QEMU 10 saves of a small guest (mapped-ram and classic) and files ramsnap wrote, with and without a
-// manifest. test/helpers/fuzz.ts has the mutators and the per-case checks; `bun scripts/fuzz.ts` runs the
+// manifest. harness/fuzz/ has the mutators and the per-case checks; `bun scripts/fuzz.ts` runs the
 // long campaign. Also here: a few mutated files through the CLI as a process (errors are one line, no
 // stack), and the harness's own self-test (a planted TypeError, hang, crash, slow case and stray file must
 // each be reported, so a green run means something).
@@ -9,10 +9,17 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { inspectFile } from "../src/inspect.ts";
 import { verify } from "../src/verify.ts";
-import { analyzeSeed, classify, formatFailure, formatStats, makeCorpus, materializeCase, mutationFor, runCampaign, seedOf, type CampaignStats, type Seed, type SeedSpec } from "./helpers/fuzz.ts";
-import { requireQemu, stopAllGuests } from "./helpers/qemu.ts";
-import { scratchDir } from "./helpers/scratch.ts";
-import { ramsnap } from "./helpers/cli.ts";
+import { analyzeSeed } from "../harness/fuzz/analysis.ts";
+import { runCampaign, type CampaignStats } from "../harness/fuzz/campaign.ts";
+import { makeCorpus } from "../harness/fuzz/corpus.ts";
+import { mutationFor, seedOf } from "../harness/fuzz/mutation.ts";
+import { classify } from "../harness/fuzz/outcomes.ts";
+import { formatFailure, formatStats } from "../harness/fuzz/report.ts";
+import type { Seed, SeedSpec } from "../harness/fuzz/seed.ts";
+import { materializeCase } from "../harness/fuzz/working-copy.ts";
+import { requireQemu, stopAllGuests } from "../harness/qemu.ts";
+import { scratchDir } from "../harness/scratch.ts";
+import { ramsnap } from "../harness/cli.ts";
 
 const CAMPAIGN = 20261126;
 const CASES = 1000; // about 35 s on this 2-vCPU machine; scripts/fuzz.ts runs the long campaigns

@@ -3,7 +3,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import * as libc from "../ffi/libc.ts";
 import { dataPagesOf, mapData, type DataMap } from "../src/memory/holes.ts";
-import { MiB, PAGE, scratchDir } from "./helpers/scratch.ts";
+import { scratchDir } from "../harness/scratch.ts";
+import { MiB, PAGE } from "../harness/units.ts";
 
 const disk = scratchDir("ramsnap-holes");
 const shm = scratchDir("ramsnap-holes", "/dev/shm");

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ascii, patched, smallMappedRam } from "./helpers/streams.ts";
+import { ascii, patched, smallMappedRam } from "../harness/streams.ts";
 
 const MAIN = join(import.meta.dir, "..", "src", "cli", "main.ts");
 let dir = "";

@@ -7,10 +7,12 @@ import { join } from "node:path";
 import { IntegrityError, RefusedError } from "../src/errors.ts";
 import { restore } from "../src/restore.ts";
 import { save } from "../src/save.ts";
-import { flipByte, readRange } from "./helpers/corrupt.ts";
-import { makePattern, migrateToFile, requireQemu, shmBytes, startGuest, stopAllGuests } from "./helpers/qemu.ts";
-import { MiB, PAGE, readBytes, sameFiles, scratchDir, writeImage } from "./helpers/scratch.ts";
-import { expectOneLineError, ramsnap, type Run } from "./helpers/cli.ts";
+import { flipByte, readRange } from "../harness/corrupt.ts";
+import { migrateToFile, requireQemu, shmBytes, startGuest, stopAllGuests } from "../harness/qemu.ts";
+import { readBytes, sameFiles, scratchDir, writeImage } from "../harness/scratch.ts";
+import { expectOneLineError, ramsnap, type Run } from "../harness/cli.ts";
+import { syntheticImage } from "../src/memory/synthetic.ts";
+import { MiB, PAGE } from "../harness/units.ts";
 
 const EXTENT = MiB;
 const disk = scratchDir("ramsnap-sums");
@@ -221,7 +223,7 @@ describe("restore --verify", () => {
 
 describe.skipIf(!requireQemu())("manifests of files re-laid from QEMU saves", () => {
   const RAM_MIB = 32;
-  const pattern = makePattern(RAM_MIB * MiB, { seed: 63, kind: "scattered", nonZeroFraction: 0.3 });
+  const pattern = syntheticImage(RAM_MIB * MiB, { kind: "scattered", seed: 63, nonZero: 0.3 });
   let classic = "";
   let mapped = "";
   let guestRam: Uint8Array;

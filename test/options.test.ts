@@ -12,7 +12,8 @@ import { openDirect } from "../src/io/direct.ts";
 import { filesystemName } from "../src/io/filesystem.ts";
 import { fdOption, intOption, repeated, sizeOption } from "../src/cli/args.ts";
 import { offsetOption } from "../src/cli/inspect.ts";
-import { MiB, PAGE, readBytes, requireDirectIo, sameFiles, scratchDir, writeFilled, writeImage } from "./helpers/scratch.ts";
+import { readBytes, requireDirectIo, sameFiles, scratchDir, writeFilled, writeImage } from "../harness/scratch.ts";
+import { MiB, PAGE } from "../harness/units.ts";
 
 const disk = scratchDir("ramsnap-options");
 const shm = scratchDir("ramsnap-options", "/dev/shm");

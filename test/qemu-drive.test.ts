@@ -12,9 +12,10 @@ import { parseRamBlocks, queryRunState } from "../src/qemu/guest-state.ts";
 import { checkQemuVersion } from "../src/qemu/version.ts";
 import { sendWithFds, connectUnix } from "../ffi/socket.ts";
 import { ArgumentError, SysError } from "../ffi/errors.ts";
-import { ramBlocks, requireQemu, shmBytes, startGuest, stopAllGuests, type Guest, type GuestOptions } from "./helpers/qemu.ts";
-import { expectOneLineError, ramsnap, spawnRamsnap, type Run } from "./helpers/cli.ts";
-import { expectSameBytes } from "./helpers/scratch.ts";
+import { ramBlocks, requireQemu, shmBytes, startGuest, stopAllGuests, type Guest, type GuestOptions } from "../harness/qemu.ts";
+import { expectOneLineError, ramsnap, spawnRamsnap, type Run } from "../harness/cli.ts";
+import { expectSameBytes } from "../harness/scratch.ts";
+import { MiB } from "../harness/units.ts";
 
 // Guests boot under TCG on a machine shared with other work: give each QEMU test room.
 const QEMU_TEST_MS = 60_000;
@@ -169,7 +170,7 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
       expect(j).toMatchObject({ qmp: socket, qemuVersion: expect.stringMatching(/^10\./), channels: 2, directIo: true, wasRunning: true, vmState: "running" });
       expect(j.fdset).toMatchObject({ descriptors: 2, removed: true });
       expect(j.verified.complete).toBe(true);
-      expect(j.ramBytes).toBeGreaterThan(64 * 2 ** 20);
+      expect(j.ramBytes).toBeGreaterThan(64 * MiB);
       expect((await queryRunState(src.qmp)).status).toBe("running");
 
       // Resumed, the guest can be saved again; this time it stays paused, so its RAM can be compared.
@@ -286,7 +287,7 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
       } finally {
         await guest.qmp.execute("migrate_cancel");
         while ((await guest.qmp.execute<{ status: string }>("query-migrate")).status !== "cancelled") await Bun.sleep(10);
-        await guest.qmp.execute("migrate-set-parameters", { "max-bandwidth": 128 * 2 ** 20 });
+        await guest.qmp.execute("migrate-set-parameters", { "max-bandwidth": 128 * MiB });
       }
       await expectGuestUntouched();
     }, QEMU_TEST_MS);

@@ -1,4 +1,4 @@
-// Proves the QEMU test helper: guests whose RAM we control, saved to and loaded from
+// Proves the QEMU harness (harness/qemu.ts): guests whose RAM we control, saved to and loaded from
 // real files by QEMU itself, with the RAM compared byte for byte.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -6,8 +6,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { QmpClient, QmpError } from "../src/qemu/qmp.ts";
 import {
-  PAGE_SIZE,
-  makePattern,
   migrateFromFile,
   migrateToFile,
   ramBlocks,
@@ -16,29 +14,8 @@ import {
   startGuest,
   stopAllGuests,
   type MigrateOptions,
-} from "./helpers/qemu.ts";
-
-const MiB = 1024 * 1024;
-
-test("makePattern: non-zero pages are unique and never all zeros", () => {
-  const pattern = makePattern(4 * MiB, { seed: 0, kind: "scattered", nonZeroFraction: 0.5 });
-  const bytes = new Uint8Array(4 * MiB);
-  pattern.fill(bytes, 0);
-  const seen = new Set<string>();
-  for (let p = 0; p < bytes.length / PAGE_SIZE; p++) {
-    const page = bytes.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
-    expect(isAllZero(page)).toBe(pattern.nonZeroPages[p] === 0);
-    if (pattern.nonZeroPages[p]) seen.add(Buffer.from(page).toString("base64"));
-  }
-  expect(seen.size).toBe(pattern.nonZeroCount);
-  expect(pattern.nonZeroCount).toBeGreaterThan(400);
-  expect(pattern.nonZeroCount).toBeLessThan(624);
-
-  // Filling a sub-range gives the same bytes as the whole.
-  const part = new Uint8Array(8 * PAGE_SIZE);
-  pattern.fill(part, 100 * PAGE_SIZE);
-  expect(part).toEqual(bytes.subarray(100 * PAGE_SIZE, 108 * PAGE_SIZE));
-});
+} from "../harness/qemu.ts";
+import { MiB, PAGE } from "../harness/units.ts";
 
 test("QmpClient names the path when the socket is missing", async () => {
   await expect(QmpClient.connect("/tmp/ramsnap-no-such-dir/qmp.sock")).rejects.toThrow(
@@ -129,7 +106,7 @@ describe.skipIf(!requireQemu())("QEMU harness", () => {
 function expectPattern(ram: Uint8Array, nonZeroPages: Uint8Array) {
   let mismatches = 0;
   for (let p = 0; p < nonZeroPages.length; p++) {
-    const page = ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+    const page = ram.subarray(p * PAGE, (p + 1) * PAGE);
     if (isAllZero(page) !== (nonZeroPages[p] === 0)) mismatches++;
   }
   expect(mismatches).toBe(0);

@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { inspectFile } from "../src/inspect.ts";
 import { restore } from "../src/restore.ts";
 import { save } from "../src/save.ts";
-import { migrateFromFile, migrateToFile, ramBlocks, requireQemu, shmBytes, startGuest, stopAllGuests, type Guest } from "./helpers/qemu.ts";
-import { expectSameBytes } from "./helpers/scratch.ts";
+import { migrateFromFile, migrateToFile, ramBlocks, requireQemu, shmBytes, startGuest, stopAllGuests, type Guest } from "../harness/qemu.ts";
+import { expectSameBytes } from "../harness/scratch.ts";
 
 const RAM_MIB = 64;
 
@@ -20,7 +20,7 @@ describe.skipIf(!requireQemu())("interoperability with QEMU 10", () => {
   let dir = "";
   let source: Guest;
   let ram: Uint8Array;
-  const PATTERN = { seed: 42, kind: "scattered", nonZeroFraction: 0.6 } as const;
+  const PATTERN = { kind: "scattered", seed: 42, nonZero: 0.6 } as const;
   /** QEMU refuses a second migration of a guest, so each QEMU save gets a fresh guest with the same RAM. */
   async function qemuSave(file: string, opts: Parameters<typeof migrateToFile>[2]): Promise<void> {
     const g = await startGuest({ name: "interop-save", ramMiB: RAM_MIB, pattern: PATTERN });

@@ -11,13 +11,11 @@ import { inspectFile, type InspectReport } from "../src/inspect.ts";
 import { MainFile } from "../src/io/main-file.ts";
 import { convert } from "../src/convert/index.ts";
 import { verify } from "../src/verify.ts";
-import { readRange } from "./helpers/corrupt.ts";
+import { readRange } from "../harness/corrupt.ts";
 import {
   type Guest,
   type GuestOptions,
   type MigrateOptions,
-  type Pattern,
-  makePattern,
   migrateFromFile,
   migrateToFile,
   ramBlocks,
@@ -25,9 +23,11 @@ import {
   shmBytes,
   startGuest,
   stopAllGuests,
-} from "./helpers/qemu.ts";
-import { expectSameBytes, firstDifference, MiB, PAGE, requireDirectIo, scratchDir, type Scratch } from "./helpers/scratch.ts";
-import { ramsnap, } from "./helpers/cli.ts";
+} from "../harness/qemu.ts";
+import { syntheticImage, type SyntheticImage } from "../src/memory/synthetic.ts";
+import { expectSameBytes, firstDifference, requireDirectIo, scratchDir, type Scratch } from "../harness/scratch.ts";
+import { ramsnap } from "../harness/cli.ts";
+import { MiB, PAGE } from "../harness/units.ts";
 
 const RAM_MIB = 64;
 const RAM_PAGES = (RAM_MIB * MiB) / PAGE;
@@ -36,9 +36,9 @@ const VRAM = "0000:00:01.0/vga.vram";
 const qtest = (name: string, fn: () => Promise<void>) => test(name, fn, 60_000);
 
 /** Mostly zero, in long runs: the extracted raw file must stay sparse. */
-const SPARSE = makePattern(RAM_MIB * MiB, { seed: 11, kind: "clustered", nonZeroFraction: 0.1 });
+const SPARSE = syntheticImage(RAM_MIB * MiB, { kind: "clustered", seed: 11, nonZero: 0.1 });
 /** Data and zero pages interleaved page by page: many short runs, many bridged gaps. */
-const SCATTERED = makePattern(RAM_MIB * MiB, { seed: 42, kind: "scattered", nonZeroFraction: 0.5 });
+const SCATTERED = syntheticImage(RAM_MIB * MiB, { kind: "scattered", seed: 42, nonZero: 0.5 });
 
 const MAPPED: MigrateOptions = { mappedRam: true, multifd: true, channels: 4, directIo: true };
 const CLASSIC: MigrateOptions = { mappedRam: false };
@@ -95,9 +95,9 @@ async function qemuLoad(uri: string, guest: Omit<GuestOptions, "ramMiB" | "incom
   }
 }
 
-const patternCache = new Map<Pattern, Uint8Array>();
+const patternCache = new Map<SyntheticImage, Uint8Array>();
 /** All the bytes of a pattern (what a guest started with it holds in RAM). */
-function patternBytes(p: Pattern): Uint8Array {
+function patternBytes(p: SyntheticImage): Uint8Array {
   let b = patternCache.get(p);
   if (!b) {
     b = new Uint8Array(p.sizeBytes);
@@ -206,7 +206,7 @@ describe.skipIf(!requireQemu())("round trips with QEMU 10", () => {
 
       const raw = join(out, "ram0.raw");
       expectSameBytes(await Bun.file(raw).bytes(), sparseMapped.shm[0]!, "extracted ram0.raw vs guest RAM");
-      // Sparse: the ~10% data pages are allocated, the long zero runs are holes.
+      // Sparse: the data units (a tenth of the 2 MiB units, on average) are allocated, the long zero runs are holes.
       const size = RAM_MIB * MiB;
       expect(allocated(raw)).toBeLessThan(size / 4);
       expect(allocated(raw)).toBeLessThanOrEqual(ram0.present * PAGE + 2 * MiB);
@@ -320,7 +320,7 @@ describe.skipIf(!requireQemu())("round trips with QEMU 10", () => {
   describe("VMs with more than one RAM block", () => {
     qtest("q35 + VGA (vga.vram written by the VGA BIOS): QEMU mapped-ram save -> convert --to classic -> QEMU loads; re-saved RAM = original, every block", async () => {
       const file = path("vga.ram");
-      const pattern = makePattern(RAM_MIB * MiB, { seed: 5, kind: "clustered", nonZeroFraction: 0.3 });
+      const pattern = syntheticImage(RAM_MIB * MiB, { kind: "clustered", seed: 5, nonZero: 0.3 });
       const saved = await qemuSave(file, { name: "rt-vga", pattern, vga: true, running: true }, async (g) => {
         // Run until the VGA BIOS has put text on the screen (the legacy text window lies in vga.vram).
         const shot = path("vga-text.bin");
@@ -371,7 +371,7 @@ describe.skipIf(!requireQemu())("round trips with QEMU 10", () => {
       const file = path("numa.ram");
       const prefix = new Uint8Array(4096).fill(0x58);
       writeFileSync(file, prefix);
-      const pattern = makePattern(RAM_MIB * MiB, { seed: 9, kind: "scattered", nonZeroFraction: 0.4 });
+      const pattern = syntheticImage(RAM_MIB * MiB, { kind: "scattered", seed: 9, nonZero: 0.4 });
       const saved = await qemuSave(file, { name: "rt-numa", pattern, numa: 2 }, MAPPED, `file:${file},offset=4096`);
       expect(saved.shm.length).toBe(2);
       const half = (RAM_MIB * MiB) / 2;

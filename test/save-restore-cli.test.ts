@@ -1,8 +1,9 @@
 // The CLI as a user runs it: real processes (`bun src/cli/main.ts ...`), output captured, signals sent.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
-import { countPages, MiB, readBytes, requireDirectIo, sameFiles, scratchDir, writeImage } from "./helpers/scratch.ts";
-import { expectOneLineError, MAIN, ramsnap } from "./helpers/cli.ts";
+import { countPages, readBytes, requireDirectIo, sameFiles, scratchDir, writeImage } from "../harness/scratch.ts";
+import { expectOneLineError, MAIN, ramsnap } from "../harness/cli.ts";
+import { MiB, PAGE } from "../harness/units.ts";
 
 const disk = scratchDir("ramsnap-cli");
 const shm = scratchDir("ramsnap-cli", "/dev/shm");
@@ -42,7 +43,7 @@ describe("save and restore", () => {
       offset: 0,
     });
     for (const k of ["seconds", "gibPerSecond", "writtenBytes", "ioCalls"]) expect(typeof sj[k]).toBe("number");
-    expect(sj.writtenBytes).toBeGreaterThanOrEqual(present * 4096);
+    expect(sj.writtenBytes).toBeGreaterThanOrEqual(present * PAGE);
 
     const i = await ramsnap("inspect", file, "--json");
     expect(i.code).toBe(0);

@@ -14,16 +14,14 @@ import {
   countPages,
   fillBuffer,
   firstDifference,
-  KiB,
-  MiB,
-  PAGE,
   readBytes,
   requireDirectIo,
   sameFiles,
   scratchDir,
   writeFilled,
   writeImage,
-} from "./helpers/scratch.ts";
+} from "../harness/scratch.ts";
+import { KiB, MiB, PAGE } from "../harness/units.ts";
 
 const disk = scratchDir("ramsnap-save-restore"); // save files: ext4
 const shm = scratchDir("ramsnap-save-restore", "/dev/shm"); // RAM images

@@ -1,4 +1,4 @@
-// Test helper: damage copies of save files in precise ways (a flipped byte, a cleared bitmap bit, a cut),
+// Harness: damage copies of save files in precise ways (a flipped byte, a cleared bitmap bit, a cut),
 // and hand back what was there, so a test can check that the damage is reported where it was done.
 import { closeSync, copyFileSync, openSync, readSync, truncateSync, writeSync } from "node:fs";
 

@@ -1,4 +1,4 @@
-// Test helper: small migration streams built in memory, for tests to parse, corrupt and cut.
+// Harness: small migration streams built in memory, for tests to parse, corrupt and cut.
 //
 // - `buildMappedRam` writes a complete mapped-ram file with ramsnap's own writer (head, pages, bitmaps,
 //   tail) and returns the bytes with the layout, so a test knows where every field sits.
@@ -11,15 +11,12 @@
 // - `expectFormatError` checks that a call fails with a FormatError naming the file, the offset and what
 //   was expected.
 import { expect } from "bun:test";
-import { ByteBuilder, MemorySink, type ByteSink, type ByteSource } from "../../src/format/bytes.ts";
-import { FormatError } from "../../src/format/errors.ts";
-import type { MappedRamLayout } from "../../src/format/layout.ts";
-import { writeMappedRamHead, writeMappedRamTail, type MappedRamPlan } from "../../src/format/mapped-ram-stream.ts";
+import { ByteBuilder, MemorySink, type ByteSink, type ByteSource } from "../src/format/bytes.ts";
+import { FormatError } from "../src/format/errors.ts";
+import type { MappedRamLayout } from "../src/format/layout.ts";
+import { writeMappedRamHead, writeMappedRamTail, type MappedRamPlan } from "../src/format/mapped-ram-stream.ts";
+import { PAGE } from "./units.ts";
 
-export const PAGE = 4096;
-export const KiB = 1024;
-export const MiB = 1024 * 1024;
-export const GiB = 1024 * MiB;
 
 // ---- bytes -----------------------------------------------------------------------------------
 

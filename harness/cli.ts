@@ -1,6 +1,6 @@
-// Test helper: the CLI run as a real process, the way a user runs it.
+// Harness: the CLI run as a real process, the way a user runs it.
 import { expect } from "bun:test";
-export const MAIN = `${import.meta.dir}/../../src/cli/main.ts`;
+export const MAIN = `${import.meta.dir}/../src/cli/main.ts`;
 
 export interface Run {
   code: number;

@@ -1,4 +1,4 @@
-// Test helper: scratch directories on real file systems, a direct-I/O probe, and RAM images made from
+// Harness: scratch directories on real file systems, a direct-I/O probe, and RAM images made from
 // the synthetic patterns.
 //
 // Direct-I/O tests must run on /tmp (ext4 here): tmpfs (/dev/shm) accepts O_DIRECT with any alignment,
@@ -7,13 +7,10 @@
 // can `test.skipIf(!direct)`.
 import { mkdtempSync, rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import * as libc from "../../ffi/libc.ts";
-import { fillPattern, type Pattern } from "../../src/memory/synthetic.ts";
-import { mapFileForWrite } from "../../src/memory/region.ts";
-
-export const PAGE = 4096;
-export const KiB = 1024;
-export const MiB = 1024 * KiB;
+import * as libc from "../ffi/libc.ts";
+import { fillPattern, type Pattern } from "../src/memory/synthetic.ts";
+import { mapFileForWrite } from "../src/memory/region.ts";
+import { PAGE } from "./units.ts";
 
 export interface Scratch {
   path: string;

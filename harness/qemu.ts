@@ -1,4 +1,4 @@
-// Test helper: real QEMU guests whose RAM the test can write before boot and read after.
+// Harness: real QEMU guests whose RAM the test can write before boot and read after.
 //
 // Guest RAM is a memory-backend-file on /dev/shm with share=on, so the file *is* the
 // guest RAM: the test fills it before QEMU maps it and compares it after a save or load.
@@ -8,10 +8,10 @@ import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, rmSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { QmpClient } from "../../src/qemu/qmp.ts";
+import { syntheticImage, type Pattern, type SyntheticImage } from "../src/memory/synthetic.ts";
+import { QmpClient } from "../src/qemu/qmp.ts";
+import { MiB, PAGE } from "./units.ts";
 
-export const PAGE_SIZE = 4096;
-const MiB = 1024 * 1024;
 const QEMU = "qemu-system-x86_64";
 
 // ---------------------------------------------------------------------------
@@ -39,123 +39,10 @@ export function requireQemu(): boolean {
 }
 
 // ---------------------------------------------------------------------------
-// RAM patterns
-
-export type PatternKind = "scattered" | "clustered" | "dense" | "zero";
-
-export interface PatternOptions {
-  seed: number;
-  kind: PatternKind;
-  /** Share of non-zero pages for "scattered" and "clustered"; default 0.6. */
-  nonZeroFraction?: number;
-}
-
-export interface Pattern {
-  readonly sizeBytes: number;
-  readonly seed: number;
-  /** One entry per 4 KiB page: 1 if the page is non-zero. */
-  readonly nonZeroPages: Uint8Array;
-  readonly nonZeroCount: number;
-  /**
-   * Writes the pattern's bytes [byteOffset, byteOffset + buf.length) into buf, zero pages
-   * included. byteOffset and buf.length must be multiples of PAGE_SIZE.
-   */
-  fill(buf: Uint8Array, byteOffset: number): void;
-}
-
-// Stamped at the start of every non-zero page, so such a page is never all zeros
-// even for page 0 with seed 0.
-const PAGE_MAGIC = [0x52, 0x53, 0x4e, 0x50]; // "RSNP"
-const NOISE_POOL_BYTES = 1024 * 1024;
-
-/**
- * A deterministic RAM image. Each non-zero page starts with "RSNP", its page index and
- * the seed (u32 LE each), then pseudo-random bytes from (seed, page): every page is unique,
- * so a page written to the wrong slot is caught.
- */
-export function makePattern(sizeBytes: number, opts: PatternOptions): Pattern {
-  if (sizeBytes % PAGE_SIZE !== 0) throw new Error(`pattern size ${sizeBytes} is not a multiple of ${PAGE_SIZE}`);
-  const pageCount = sizeBytes / PAGE_SIZE;
-  const fraction = opts.nonZeroFraction ?? 0.6;
-  const random = xorshift32(opts.seed ^ 0x9e3779b9);
-  const unit = () => random() / 2 ** 32;
-  const nonZeroPages = new Uint8Array(pageCount);
-
-  switch (opts.kind) {
-    case "zero":
-      break;
-    case "dense":
-      nonZeroPages.fill(1);
-      break;
-    case "scattered":
-      for (let p = 0; p < pageCount; p++) nonZeroPages[p] = unit() < fraction ? 1 : 0;
-      break;
-    case "clustered": {
-      // Alternating runs: non-zero runs average 64 pages, zero runs are sized to give `fraction`.
-      const meanOn = 64;
-      const meanOff = fraction > 0 ? (meanOn * (1 - fraction)) / fraction : pageCount;
-      let on = unit() < fraction;
-      for (let p = 0; p < pageCount; on = !on) {
-        const run = on ? 1 + Math.floor(unit() * (2 * meanOn - 1)) : Math.floor(unit() * (2 * meanOff + 1));
-        if (on) nonZeroPages.fill(1, p, p + run);
-        p += run;
-      }
-      break;
-    }
-  }
-
-  let nonZeroCount = 0;
-  for (const bit of nonZeroPages) nonZeroCount += bit;
-
-  // Page bodies are copied from a random pool at a per-page offset: far faster than
-  // generating 4 KiB of random numbers per page, and the stamp keeps every page unique.
-  const poolWords = new Uint32Array((NOISE_POOL_BYTES + PAGE_SIZE) / 4);
-  for (let w = 0; w < poolWords.length; w++) poolWords[w] = random();
-  const pool = new Uint8Array(poolWords.buffer);
-  const stamp = new Uint8Array(12);
-  const stampView = new DataView(stamp.buffer);
-  stamp.set(PAGE_MAGIC, 0);
-  stampView.setUint32(8, opts.seed >>> 0, true);
-
-  return {
-    sizeBytes,
-    seed: opts.seed,
-    nonZeroPages,
-    nonZeroCount,
-    fill(buf, byteOffset) {
-      if (byteOffset % PAGE_SIZE !== 0 || buf.length % PAGE_SIZE !== 0) {
-        throw new Error(`fill: offset ${byteOffset} and length ${buf.length} must be multiples of ${PAGE_SIZE}`);
-      }
-      if (byteOffset + buf.length > sizeBytes) throw new Error(`fill: range ends beyond the pattern's ${sizeBytes} bytes`);
-      const first = byteOffset / PAGE_SIZE;
-      for (let i = 0; i < buf.length / PAGE_SIZE; i++) {
-        const p = first + i;
-        const at = i * PAGE_SIZE;
-        if (!nonZeroPages[p]) {
-          buf.fill(0, at, at + PAGE_SIZE);
-          continue;
-        }
-        const offset = (Math.imul(p + 1, 0x9e3779b1) >>> 0) % (NOISE_POOL_BYTES / 4);
-        buf.set(pool.subarray(offset * 4, offset * 4 + PAGE_SIZE), at);
-        stampView.setUint32(4, p, true);
-        buf.set(stamp, at);
-      }
-    },
-  };
-}
-
-function xorshift32(seed: number): () => number {
-  let x = seed >>> 0 || 0x6d2b79f5; // xorshift must not start at 0
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>>= 0);
-  };
-}
+// Guest RAM contents: synthetic images (src/memory/synthetic.ts)
 
 /** Creates `path` (it must not exist) with `size` bytes of `pattern` from `patternOffset`; zero chunks stay holes. */
-function writePatternFile(path: string, size: number, pattern: Pattern | null, patternOffset: number): void {
+function writePatternFile(path: string, size: number, pattern: SyntheticImage | null, patternOffset: number): void {
   const fd = openSync(path, "wx", 0o600);
   try {
     ftruncateSync(fd, size);
@@ -163,8 +50,8 @@ function writePatternFile(path: string, size: number, pattern: Pattern | null, p
     const chunk = new Uint8Array(Math.min(size, 16 * MiB));
     for (let pos = 0; pos < size; pos += chunk.length) {
       const view = chunk.subarray(0, Math.min(chunk.length, size - pos));
-      const firstPage = (patternOffset + pos) / PAGE_SIZE;
-      if (!pattern.nonZeroPages.subarray(firstPage, firstPage + view.length / PAGE_SIZE).includes(1)) continue;
+      const firstPage = (patternOffset + pos) / PAGE;
+      if (!pattern.nonZeroPages.subarray(firstPage, firstPage + view.length / PAGE).includes(1)) continue;
       pattern.fill(view, patternOffset + pos);
       writeSync(fd, view, 0, view.length, pos);
     }
@@ -181,7 +68,7 @@ export interface GuestOptions {
   name?: string;
   ramMiB: number;
   /** Written into the shm file(s) before QEMU starts; default: all zeros. */
-  pattern?: Pattern | PatternOptions;
+  pattern?: SyntheticImage | Pattern;
   /** Default "q35". */
   machine?: string;
   /** Start with `-incoming defer`, ready for migrateFromFile. */
@@ -208,7 +95,7 @@ export interface Guest {
   readonly shmPaths: string[];
   /** Machine type as QEMU names it in the migration stream, e.g. "pc-q35-10.0". */
   readonly machineType: string;
-  readonly pattern: Pattern | null;
+  readonly pattern: SyntheticImage | null;
   readonly pid: number;
   /** What QEMU wrote to stderr so far. */
   stderr(): string;
@@ -251,26 +138,120 @@ export async function startGuest(opts: GuestOptions): Promise<Guest> {
   const binary = qemuBinary();
   if (!binary) throw new Error(`${QEMU} not found in PATH`);
   const timeoutMs = opts.timeoutMs ?? 15_000;
+  const g = layoutOf(opts);
+  const running: Running = { proc: null, qmp: null, stderr: "" };
+  const stop = stopperOf(g, running);
+  ensureJanitor();
+  liveGuests.set(g.name, stop);
+
+  try {
+    // The shm must hold its final size and content before QEMU maps it: shrinking a
+    // mapped file later kills QEMU with SIGBUS.
+    g.shmPaths.forEach((path, i) => {
+      writePatternFile(path, g.backendBytes, g.pattern, i * g.backendBytes);
+    });
+    const proc = spawnQemu(binary, qemuArgs(opts, g), running);
+    const client = await connectWhenReady(g.socketPath, proc, () => running.stderr, timeoutMs);
+    running.qmp = client;
+    // QOM type "pc-q35-10.0-machine" for "-M q35"; the stream carries the name without the suffix.
+    const type = await client.execute<string>("qom-get", { path: "/machine", property: "type" });
+    return {
+      name: g.name,
+      qmp: client,
+      backendIds: g.backendIds,
+      shmPaths: g.shmPaths,
+      machineType: type.replace(/-machine$/, ""),
+      pattern: g.pattern,
+      pid: proc.pid,
+      stderr: () => running.stderr,
+      stop,
+    };
+  } catch (error) {
+    running.proc?.kill("SIGKILL");
+    await stop();
+    throw error;
+  }
+}
+
+/** Where a guest's pieces go: its unique name, scratch folder, QMP socket, memory backends and their contents. */
+interface Layout {
+  name: string;
+  dir: string;
+  socketPath: string;
+  /** NUMA nodes (0: none, one backend ram0). */
+  nodes: number;
+  backendIds: string[];
+  backendBytes: number;
+  shmPaths: string[];
+  pattern: SyntheticImage | null;
+}
+
+function layoutOf(opts: GuestOptions): Layout {
   const nodes = opts.numa ?? 0;
   if (nodes > 0 && opts.ramMiB % nodes !== 0) throw new Error(`ramMiB ${opts.ramMiB} is not divisible by numa ${nodes}`);
-  const backendBytes = (nodes > 0 ? opts.ramMiB / nodes : opts.ramMiB) * MiB;
   const backendIds = nodes > 0 ? Array.from({ length: nodes }, (_, i) => `m${i}`) : ["ram0"];
-
   const ramBytes = opts.ramMiB * MiB;
-  const pattern = opts.pattern === undefined ? null : "fill" in opts.pattern ? opts.pattern : makePattern(ramBytes, opts.pattern);
+  const pattern = opts.pattern === undefined ? null : "fill" in opts.pattern ? opts.pattern : syntheticImage(ramBytes, opts.pattern);
   if (pattern && pattern.sizeBytes !== ramBytes) throw new Error(`pattern is ${pattern.sizeBytes} bytes, guest RAM ${ramBytes}`);
-
   const name = `${SESSION}${++guestCounter}-${opts.name ?? "guest"}`;
   const dir = mkdtempSync(join(tmpdir(), `${name}-`));
-  const socketPath = join(dir, "qmp.sock");
-  const shmPaths = backendIds.map((id) => `/dev/shm/${name}-${id}`);
+  return {
+    name,
+    dir,
+    socketPath: join(dir, "qmp.sock"),
+    nodes,
+    backendIds,
+    backendBytes: ramBytes / (nodes || 1),
+    shmPaths: backendIds.map((id) => `/dev/shm/${name}-${id}`),
+    pattern,
+  };
+}
 
-  let proc: Subprocess<"ignore", "ignore", "pipe"> | null = null;
-  let qmp: QmpClient | null = null;
-  let stderrText = "";
+function qemuArgs(opts: GuestOptions, g: Layout): string[] {
+  const args = [
+    ...["-M", opts.machine ?? "q35", "-accel", "tcg", "-m", `${opts.ramMiB}M`],
+    ...["-nodefaults", "-nographic", "-display", "none"],
+    ...["-qmp", `unix:${g.socketPath},server=on,wait=off`],
+  ];
+  g.backendIds.forEach((id, i) => {
+    args.push("-object", `memory-backend-file,id=${id},size=${g.backendBytes},mem-path=${g.shmPaths[i]},share=on`);
+    args.push(...(g.nodes > 0 ? ["-numa", `node,memdev=${id}`] : ["-machine", `memory-backend=${id}`]));
+  });
+  if (!opts.running) args.push("-S");
+  if (opts.incoming) args.push("-incoming", "defer");
+  if (opts.vga) args.push("-device", "VGA");
+  if (opts.extraArgs) args.push(...opts.extraArgs);
+  return args;
+}
+
+/** A guest's process and QMP connection once they exist, and what QEMU wrote to stderr so far. */
+interface Running {
+  proc: Subprocess<"ignore", "ignore", "pipe"> | null;
+  qmp: QmpClient | null;
+  stderr: string;
+}
+
+function spawnQemu(binary: string, args: string[], running: Running): Subprocess<"ignore", "ignore", "pipe"> {
+  // setpriv makes the kernel kill QEMU when this process dies, however it dies. The
+  // signal follows the *thread* that spawned QEMU: start guests from the main thread,
+  // not from a Worker that may end first.
+  const setpriv = Bun.which("setpriv");
+  const command = setpriv ? [setpriv, "--pdeathsig", "KILL", binary, ...args] : [binary, ...args];
+  const proc = Bun.spawn(command, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  running.proc = proc;
+  void (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of proc.stderr) running.stderr += decoder.decode(chunk, { stream: true });
+  })();
+  return proc;
+}
+
+/** Quits QEMU (killing it if it does not exit), then deletes its shm files and folder; once, however often called. */
+function stopperOf(g: Layout, running: Running): () => Promise<void> {
   let stopping: Promise<void> | null = null;
-  const stop = () =>
+  return () =>
     (stopping ??= (async () => {
+      const { qmp, proc } = running;
       if (qmp) {
         // QEMU may close the socket before its reply arrives, or be wedged: the wait below decides.
         await qmp.execute("quit", undefined, { timeoutMs: 3000 }).catch(() => {});
@@ -281,65 +262,10 @@ export async function startGuest(opts: GuestOptions): Promise<Guest> {
         if (exited === null) proc.kill("SIGKILL");
         await proc.exited;
       }
-      for (const path of shmPaths) rmSync(path, { force: true });
-      rmSync(dir, { recursive: true, force: true });
-      liveGuests.delete(name);
+      for (const path of g.shmPaths) rmSync(path, { force: true });
+      rmSync(g.dir, { recursive: true, force: true });
+      liveGuests.delete(g.name);
     })());
-  ensureJanitor();
-  liveGuests.set(name, stop);
-
-  try {
-    // The shm must hold its final size and content before QEMU maps it: shrinking a
-    // mapped file later kills QEMU with SIGBUS.
-    shmPaths.forEach((path, i) => writePatternFile(path, backendBytes, pattern, i * backendBytes));
-
-    const args = [
-      ...["-M", opts.machine ?? "q35", "-accel", "tcg", "-m", `${opts.ramMiB}M`],
-      ...["-nodefaults", "-nographic", "-display", "none"],
-      ...["-qmp", `unix:${socketPath},server=on,wait=off`],
-    ];
-    backendIds.forEach((id, i) => {
-      args.push("-object", `memory-backend-file,id=${id},size=${backendBytes},mem-path=${shmPaths[i]},share=on`);
-      args.push(...(nodes > 0 ? ["-numa", `node,memdev=${id}`] : ["-machine", `memory-backend=${id}`]));
-    });
-    if (!opts.running) args.push("-S");
-    if (opts.incoming) args.push("-incoming", "defer");
-    if (opts.vga) args.push("-device", "VGA");
-    if (opts.extraArgs) args.push(...opts.extraArgs);
-
-    // setpriv makes the kernel kill QEMU when this process dies, however it dies. The
-    // signal follows the *thread* that spawned QEMU: start guests from the main thread,
-    // not from a Worker that may end first.
-    const setpriv = Bun.which("setpriv");
-    const command = setpriv ? [setpriv, "--pdeathsig", "KILL", binary, ...args] : [binary, ...args];
-    const started = Bun.spawn(command, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-    proc = started;
-    void (async () => {
-      const decoder = new TextDecoder();
-      for await (const chunk of started.stderr) stderrText += decoder.decode(chunk, { stream: true });
-    })();
-
-    const client = await connectWhenReady(socketPath, started, () => stderrText, timeoutMs);
-    qmp = client;
-    // QOM type "pc-q35-10.0-machine" for "-M q35"; the stream carries the name without the suffix.
-    const type = await client.execute<string>("qom-get", { path: "/machine", property: "type" });
-
-    return {
-      name,
-      qmp: client,
-      backendIds,
-      shmPaths,
-      machineType: type.replace(/-machine$/, ""),
-      pattern,
-      pid: started.pid,
-      stderr: () => stderrText,
-      stop,
-    };
-  } catch (error) {
-    proc?.kill("SIGKILL");
-    await stop();
-    throw error;
-  }
 }
 
 async function connectWhenReady(
