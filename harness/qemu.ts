@@ -4,7 +4,7 @@
 // guest RAM: the test fills it before QEMU maps it and compares it after a save or load.
 // Guests run under TCG, paused by default; a paused guest needs no kernel or disk.
 
-import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -79,6 +79,17 @@ export interface GuestOptions {
   numa?: number;
   /** Default false: the guest stays paused (-S), so its RAM does not change. */
   running?: boolean;
+  /**
+   * Boot a disk whose boot sector counts forever: a running guest that keeps writing RAM (the 32-bit
+   * counter at guest address COUNTER_ADDRESS, in the first backend's file). Give it to the destination too:
+   * device state includes the disk controller.
+   */
+  counter?: boolean;
+  /**
+   * How guest RAM is backed. "shm" (default): memory-backend-file with share=on, the file is the RAM.
+   * "private": the same file with share=off (QEMU's copy is private). "anonymous": memory-backend-ram.
+   */
+  backing?: "shm" | "private" | "anonymous";
   /** Limit for startup and each QMP reply; default 15 s. */
   timeoutMs?: number;
   /** More QEMU arguments, appended last (e.g. a second -qmp socket for a program under test). */
@@ -214,14 +225,45 @@ function qemuArgs(opts: GuestOptions, g: Layout): string[] {
     ...["-qmp", `unix:${g.socketPath},server=on,wait=off`],
   ];
   g.backendIds.forEach((id, i) => {
-    args.push("-object", `memory-backend-file,id=${id},size=${g.backendBytes},mem-path=${g.shmPaths[i]},share=on`);
+    const backing = opts.backing ?? "shm";
+    args.push(
+      "-object",
+      backing === "anonymous"
+        ? `memory-backend-ram,id=${id},size=${g.backendBytes}`
+        : `memory-backend-file,id=${id},size=${g.backendBytes},mem-path=${g.shmPaths[i]},share=${backing === "shm" ? "on" : "off"}`,
+    );
     args.push(...(g.nodes > 0 ? ["-numa", `node,memdev=${id}`] : ["-machine", `memory-backend=${id}`]));
   });
   if (!opts.running) args.push("-S");
   if (opts.incoming) args.push("-incoming", "defer");
   if (opts.vga) args.push("-device", "VGA");
+  if (opts.counter) args.push("-drive", `file=${writeCounterDisk(g.dir)},format=raw,if=ide,snapshot=on`);
   if (opts.extraArgs) args.push(...opts.extraArgs);
   return args;
+}
+
+/** Guest-physical address of the counter the `counter` boot sector increments. */
+export const COUNTER_ADDRESS = 0x7e00;
+
+/**
+ * A 1 MiB disk whose boot sector runs `cli; xor ax,ax; mov ds,ax; l: inc dword [0x7e00]; jmp l` (SeaBIOS
+ * loads it at 0x7c00; a one-sector disk is not offered for boot, hence the size). snapshot=on lets two QEMUs
+ * (source and destination) open it at once.
+ */
+function writeCounterDisk(dir: string): string {
+  const code = [0xfa, 0x31, 0xc0, 0x8e, 0xd8, 0x66, 0xff, 0x06, COUNTER_ADDRESS & 0xff, COUNTER_ADDRESS >> 8, 0xeb, 0xf9];
+  const disk = new Uint8Array(MiB);
+  disk.set(code, 0);
+  disk.set([0x55, 0xaa], 510);
+  const path = join(dir, "counter.img");
+  writeFileSync(path, disk);
+  return path;
+}
+
+/** The counter's value, read from the guest RAM file (the first backend holds guest address 0). */
+export async function readCounter(guest: Guest): Promise<number> {
+  const bytes = new Uint8Array(await Bun.file(guest.shmPaths[0]!).slice(COUNTER_ADDRESS, COUNTER_ADDRESS + 4).arrayBuffer());
+  return new DataView(bytes.buffer).getUint32(0, true);
 }
 
 /** A guest's process and QMP connection once they exist, and what QEMU wrote to stderr so far. */

@@ -139,7 +139,7 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
       const dst = await startGuest({ name: "drive-dst", ramMiB: 64, incoming: true });
       try {
         expect((await queryRunState(src.qmp)).running).toBe(true);
-        const saved = await qemuSave({ qmp: src.qmp, path: file, channels, directIo, verify: true });
+        const saved = await qemuSave({ qmp: src.qmp, path: file, channels, directIo, verify: true, pages: "qemu" });
         expect(saved).toMatchObject({ channels, directIo, wasRunning: true, vmState: "postmigrate", warnings: [] });
         expect(saved.fdset).toMatchObject({ descriptors: directIo ? 2 : 1, removed: true });
         expect(saved.verified?.blocks.map((b) => [b.name, b.length])).toEqual((await ramBlocks(src)).map((b) => [b.name, b.usedLength]));
@@ -148,7 +148,7 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
         // The guest ran until the save paused it: its RAM now is what the file must hold.
         const ram = await shmBytes(src);
 
-        const restored = await qemuRestore({ qmp: dst.qmp, path: file, channels, directIo });
+        const restored = await qemuRestore({ qmp: dst.qmp, path: file, channels, directIo, pages: "qemu" });
         expect(restored).toMatchObject({ channels, directIo, machineType: src.machineType, vmState: "paused", warnings: [] });
         expect(restored.fdset).toMatchObject({ descriptors: directIo ? 2 : 1, removed: true });
         expect(await fdsets(dst)).toEqual([]);
@@ -163,7 +163,7 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
     const { guest: src, socket } = await guestWithCliSocket("cli-src", { ramMiB: 64, running: true, pattern: { seed: 5, kind: "clustered" } });
     const { guest: dst, socket: dstSocket } = await guestWithCliSocket("cli-dst", { ramMiB: 64, incoming: true });
     try {
-      const first = await ramsnap("qemu", "save", "--qmp", socket, join(dir, "cli-1.ram"), "--channels", "2", "--direct-io", "--keep-running", "--verify", "--json");
+      const first = await ramsnap("qemu", "save", "--qmp", socket, join(dir, "cli-1.ram"), "--channels", "2", "--direct-io", "--keep-running", "--verify", "--json", "--pages", "qemu");
       expect(first.stderr).toBe("");
       expect(first.code).toBe(0);
       const j = JSON.parse(first.stdout);
@@ -175,16 +175,16 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
 
       // Resumed, the guest can be saved again; this time it stays paused, so its RAM can be compared.
       const file = join(dir, "cli-2.ram");
-      const second = await ramsnap("qemu", "save", "--qmp", socket, file, "--channels", "4", "--progress");
+      const second = await ramsnap("qemu", "save", "--qmp", socket, file, "--channels", "4", "--progress", "--pages", "qemu");
       // --progress draws on stderr even when it is not a terminal: query-migrate's numbers, redrawn in place.
       expect(second.stderr).toMatch(/\rsave \[[#-]{30}\] +\d+% {2}[\d.]+ \w*B \/ 64\.\d MiB {2}written [\d.]+ \w*B {2}[\d.]+ \w*B\/s {2}ETA (\d+s|\?)\x1b\[K/);
       expect(second.stderr.endsWith("\r\x1b[K")).toBe(true); // and is wiped before the summary
       expect(second.code).toBe(0);
-      expect(second.stdout).toMatch(/^saved the guest at .* in [\d.]+ s: .* 4 channels, buffered I\/O; the guest is left paused \(postmigrate\)\n$/);
+      expect(second.stdout).toMatch(/^saved the guest at .* in [\d.]+ s: .* 4 channels, buffered I\/O; the guest is left paused \(postmigrate\)\npages moved by QEMU: --pages qemu\n$/);
       expect(inspectFile(file).complete).toBe(true);
       const ram = await shmBytes(src);
 
-      const restored = await ramsnap("qemu", "restore", "--qmp", dstSocket, file, "--channels", "2", "--direct-io", "--json");
+      const restored = await ramsnap("qemu", "restore", "--qmp", dstSocket, file, "--channels", "2", "--direct-io", "--json", "--pages", "qemu");
       expect(restored.stderr).toBe("");
       expect(restored.code).toBe(0);
       expect(JSON.parse(restored.stdout)).toMatchObject({ file, channels: 2, directIo: true, vmState: "paused", fdset: { descriptors: 2, removed: true } });
@@ -203,7 +203,7 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
     const { guest, socket } = await guestWithCliSocket("cli-cancel", { ramMiB: 256, running: true, pattern: { seed: 9, kind: "scattered" } });
     try {
       const file = join(dir, "cancelled.ram");
-      const p = spawnRamsnap("qemu", "save", "--qmp", socket, file, "--channels", "2", "--direct-io");
+      const p = spawnRamsnap("qemu", "save", "--qmp", socket, file, "--channels", "2", "--direct-io", "--pages", "qemu");
       const deadline = Date.now() + 20_000;
       let status = "";
       while (Date.now() < deadline) {
@@ -315,7 +315,7 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
         writeFileSync(join(mnt, "other"), new Uint8Array(4 << 20)); // the disk is not empty either
         for (const directIo of [false, true]) {
           const file = join(mnt, `vm-${directIo}.ram`);
-          const r = await ramsnap("qemu", "save", "--qmp", socket, file, ...(directIo ? ["--direct-io"] : []));
+          const r = await ramsnap("qemu", "save", "--qmp", socket, file, "--pages", "qemu", ...(directIo ? ["--direct-io"] : []));
           expectQemuError(
             r,
             "save",

@@ -2,7 +2,7 @@
 import { writeSync } from "node:fs";
 import { defineCommand } from "citty";
 import { OptionError } from "../errors.ts";
-import { DEFAULT_QEMU_CHANNELS, qemuRestore, qemuSave, type MigrationProgress, type QemuRestoreResult, type QemuSaveResult } from "../qemu/drive.ts";
+import { DEFAULT_QEMU_CHANNELS, qemuRestore, qemuSave, type MigrationProgress, type PagesMode, type QemuRestoreResult, type QemuSaveResult } from "../qemu/drive.ts";
 import { MAX_QEMU_CHANNELS } from "../qemu/migration-settings.ts";
 import { intOption } from "./args.ts";
 import { EXAMPLES } from "./run.ts";
@@ -15,6 +15,12 @@ const commonArgs = {
   "direct-io": { type: "boolean", description: "Channels use O_DIRECT, bypassing the page cache (QEMU 9.1+; the file system must support it)" },
   json: { type: "boolean", description: "Print a JSON summary instead of text" },
   progress: { type: "boolean", description: "Progress on stderr (default: when stderr is a terminal)" },
+  pages: {
+    type: "enum",
+    options: ["auto", "ramsnap", "qemu"] as string[],
+    default: "auto",
+    description: "Who moves the guest's pages: ramsnap's channels straight from/into shared memory backends, or QEMU; auto picks ramsnap when every backend is a shared file",
+  },
 } as const;
 
 interface CommonArgs {
@@ -24,6 +30,7 @@ interface CommonArgs {
   "direct-io"?: boolean;
   json?: boolean;
   progress?: boolean;
+  pages?: string;
 }
 
 function required(args: CommonArgs): { socket: string; file: string } {
@@ -125,12 +132,15 @@ async function driven<T>(args: CommonArgs, run: (signals: Interrupts, onProgress
 const ioText = (directIo: boolean) => (directIo ? "direct I/O" : "buffered I/O");
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
+const pagesLine = (r: { pagesBy: string; pagesWhy: string }) => `pages moved by ${r.pagesBy === "ramsnap" ? "ramsnap's channels" : "QEMU"}: ${r.pagesWhy}`;
+
 export function renderQemuSave(r: QemuSaveResult): string {
   const vm = r.vmState === "running" ? "the guest runs again" : `the guest is left paused (${r.vmState})`;
   const lines = [
     `saved the guest at ${r.qmp} (QEMU ${r.qemuVersion}) to ${r.file} in ${r.seconds.toFixed(2)} s: ${bytes(r.ramBytes)} of RAM, ` +
       `${bytes(r.writtenBytes)} written, ${r.gibPerSecond.toFixed(2)} GiB/s, ${plural(r.channels, "channel")}, ${ioText(r.directIo)}; ${vm}`,
   ];
+  lines.push(pagesLine(r));
   if (r.verified) {
     const present = r.verified.blocks.reduce((n, b) => n + b.present, 0);
     lines.push(`verified: the file is complete and holds the guest's ${plural(r.verified.blocks.length, "RAM block")} (${present} pages present)`);
@@ -144,6 +154,7 @@ export function renderQemuRestore(r: QemuRestoreResult): string {
   const lines = [
     `restored ${r.file} into the QEMU at ${r.qmp} (QEMU ${r.qemuVersion}) in ${r.seconds.toFixed(2)} s: ${bytes(r.ramBytes)} of RAM, ` +
       `${bytes(r.dataBytes)} of pages read, ${r.gibPerSecond.toFixed(2)} GiB/s, ${plural(r.channels, "channel")}, ${ioText(r.directIo)}; ${vm}`,
+    pagesLine(r),
   ];
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   return `${lines.join("\n")}\n`;
@@ -154,6 +165,7 @@ export const qemuSaveCommand = defineCommand({
   args: {
     ...commonArgs,
     "keep-running": { type: "boolean", description: "Resume the guest after the save (default: leave it paused, as after any save)" },
+    live: { type: "boolean", description: "Keep a running guest running during the save (QEMU's precopy; QEMU then moves the pages)" },
     verify: { type: "boolean", description: "Read the written file back: complete, and holding the guest's RAM blocks" },
   },
   async run({ args }) {
@@ -165,6 +177,8 @@ export const qemuSaveCommand = defineCommand({
           channels: channels(args),
           directIo: args["direct-io"] === true,
           keepRunning: args["keep-running"] === true,
+          live: args.live === true,
+          pages: args.pages as PagesMode,
           verify: args.verify === true,
           signal: signals.stop,
           cancelNow: signals.cancelNow,
@@ -184,6 +198,7 @@ export const qemuRestoreCommand = defineCommand({
         qemuRestore({
           qmp: socket,
           path: file,
+          pages: args.pages as PagesMode,
           channels: channels(args),
           directIo: args["direct-io"] === true,
           signal: signals.stop,

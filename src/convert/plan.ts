@@ -7,7 +7,7 @@ import { OptionError, RefusedError } from "../errors.ts";
 import { CAP_MAPPED_RAM, CAP_X_IGNORE_SHARED, RAM_IDSTR } from "../format/constants.ts";
 import type { Configuration } from "../format/encode.ts";
 import { readPageMap, type PageMap } from "../format/pages.ts";
-import type { SectionInfo, StreamInfo } from "../format/parse.ts";
+import type { RamBlockInfo, SectionInfo, StreamInfo } from "../format/parse.ts";
 import type { Chunk } from "../channels/jobs.ts";
 import { MainFile } from "../io/main-file.ts";
 import type { PageSource } from "../memory/page-source.ts";
@@ -40,6 +40,7 @@ export function planConversion(o: { input: string; inputOffset?: number; output:
   const map = readPageMap(input, { base: o.inputOffset ?? 0 });
   const { info } = map;
   checkCarriable(info, o.input);
+  checkSharedGiven(map, o.input, new Set((o.replace ?? []).map((r) => r.name)));
   const ramStart = info.sections.find((s) => s.type === "START" && s.idstr === RAM_IDSTR)!;
   return {
     input,
@@ -66,9 +67,6 @@ function refuseSameFile(input: MainFile, inputPath: string, output: string): voi
 /** Sections and commands the conversion can carry over; anything else is named and refused. */
 function checkCarriable(info: StreamInfo, name: string): void {
   if (info.ramFormat === null) throw new RefusedError(`${name} has no RAM section; there is nothing to re-lay`);
-  if (info.capabilities.includes(CAP_X_IGNORE_SHARED)) {
-    throw new RefusedError(`${name} was saved with x-ignore-shared; its shared blocks cannot be re-laid by ramsnap`);
-  }
   for (const s of info.sections) {
     if (s.type === "COMMAND" && s.command !== "SWITCHOVER_START") {
       throw new RefusedError(`${name}: command ${s.command} at offset ${s.offset} cannot be carried into a re-laid file`);
@@ -80,9 +78,23 @@ function checkCarriable(info: StreamInfo, name: string): void {
   if (info.machineType === null) throw new RefusedError(`${name} has no configuration section (a pre-2.x stream); ramsnap cannot re-lay it`);
 }
 
-/** The input's configuration, gaining or losing the mapped-ram capability. */
+/**
+ * A stream saved with x-ignore-shared holds no page of the blocks QEMU left out as shared memory (their
+ * pages stayed in the memory backends' files): every such block must come from an image, or the output
+ * would hold zeros where the guest had RAM. A block with no page record at all is one of them.
+ */
+function checkSharedGiven(map: PageMap, name: string, given: Set<string>): void {
+  if (!map.info.capabilities.includes(CAP_X_IGNORE_SHARED)) return;
+  const empty = (b: RamBlockInfo) => b.shared || b.present + b.zero === 0;
+  const left = map.info.blocks.filter((b) => !given.has(b.name) && empty(b)).map((b) => b.name);
+  if (left.length) {
+    throw new RefusedError(`${name} was saved with x-ignore-shared and holds no pages of ${left.join(", ")} (shared memory): give their images (--block NAME=PATH)`);
+  }
+}
+
+/** The input's configuration with mapped-ram set as the output needs; x-ignore-shared goes (every block's pages are in the output). */
 function configurationFor(info: StreamInfo, to: RamFormat): Configuration {
-  const capabilities = info.capabilities.filter((c) => c !== CAP_MAPPED_RAM);
+  const capabilities = info.capabilities.filter((c) => c !== CAP_MAPPED_RAM && c !== CAP_X_IGNORE_SHARED);
   if (to === "mapped-ram") capabilities.push(CAP_MAPPED_RAM);
   return { machineType: info.machineType ?? "", capabilities, ...(info.targetPageBits !== undefined ? { targetPageBits: info.targetPageBits } : {}) };
 }

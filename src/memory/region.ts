@@ -2,7 +2,7 @@
 // Files (raw images, /dev/shm guest RAM, hugetlbfs) are mapped shared, so pages move between the
 // mapping and the save file without a copy; in-process buffers are used where they are.
 import * as libc from "../../ffi/libc.ts";
-import { OptionError } from "../errors.ts";
+import { OptionError, RefusedError } from "../errors.ts";
 
 export interface MemoryRegion {
   readonly name: string;
@@ -87,6 +87,32 @@ export function mapFileForWrite(path: string, length: number, reserve = true): M
       length,
       aligned: true,
       mayHoldData: st.size > 0,
+      sync: () => libc.msync(ptr, length, libc.MS_SYNC, path),
+      release: once(() => libc.munmap(ptr, length)),
+    };
+  } finally {
+    libc.close(fd, path);
+  }
+}
+
+/**
+ * Maps `length` bytes of an existing file from `offset` for writing, without creating or resizing it (a
+ * live QEMU's memory backend: QEMU maps it too, and a shrink would kill QEMU with SIGBUS). A file whose
+ * blocks are all unallocated (a fresh backend) reads as zeros, so absent pages need no writing.
+ */
+export function mapFilePart(path: string, offset: number, length: number): MemoryRegion {
+  const fd = libc.open(path, libc.O_RDWR);
+  try {
+    const st = libc.fstatx(fd, path);
+    regularOrDevice(path, st.mode);
+    if (st.size < offset + length) throw new RefusedError(`${path} holds ${st.size} bytes, but the block needs ${length} from offset ${offset}`);
+    const ptr = libc.mmap(length, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_SHARED, fd, offset, path);
+    return {
+      name: path,
+      ptr,
+      length,
+      aligned: true,
+      mayHoldData: st.allocated > 0,
       sync: () => libc.msync(ptr, length, libc.MS_SYNC, path),
       release: once(() => libc.munmap(ptr, length)),
     };

@@ -1,7 +1,7 @@
 // The RAM side of a save: where a block's pages come from. A file (raw image, /dev/shm guest RAM) is
 // read by pread with its holes mapped once, so never-touched RAM is not read; an in-process buffer is
 // used in place. Either way a block hands each channel job a PageSource for its chunk.
-import { OptionError } from "../errors.ts";
+import { OptionError, RefusedError } from "../errors.ts";
 import { checkOneOf } from "../options.ts";
 import { dataPagesOf, mapData } from "./holes.ts";
 import type { PageSource } from "./page-source.ts";
@@ -14,6 +14,11 @@ export interface BlockSource {
   path?: string;
   /** Or bytes in this process. */
   buffer?: Uint8Array;
+  /**
+   * With a path: the block is `length` bytes of the file from `offset` (a QEMU memory backend's
+   * mem-path and offset=), not the whole file.
+   */
+  part?: { offset: number; length: number };
 }
 
 /** A block's pages as channels read them: in place for buffers, by pread for files. */
@@ -39,12 +44,15 @@ export function openSource(b: BlockSource, mapHoles = true): RamSource {
   const path = b.path!;
   const f = openFileSource(path);
   try {
-    const map = mapHoles ? mapData(f.fd, path, f.length) : null;
+    const base = b.part?.offset ?? 0;
+    const length = b.part?.length ?? f.length;
+    if (base + length > f.length) throw new RefusedError(`${path} holds ${f.length} bytes, but block ${b.name} needs ${length} from offset ${base}`);
+    const map = mapHoles ? mapData(f.fd, path, base + length) : null;
     const at = (off: number, pages: number, pageSize: number): PageSource => {
-      const data = map ? dataPagesOf(map, off, pages, pageSize) : undefined;
-      return { kind: "file", fd: f.fd, path, offset: off, ...(data ? { data } : {}) };
+      const data = map ? dataPagesOf(map, base + off, pages, pageSize) : undefined;
+      return { kind: "file", fd: f.fd, path, offset: base + off, ...(data ? { data } : {}) };
     };
-    return { name: b.name, length: f.length, origin: path, at, release: f.release };
+    return { name: b.name, length, origin: path, at, release: f.release };
   } catch (e) {
     f.release();
     throw e;

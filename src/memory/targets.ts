@@ -3,7 +3,7 @@
 import { existsSync, rmSync } from "node:fs";
 import { OptionError } from "../errors.ts";
 import { checkOneOf } from "../options.ts";
-import { bufferRegion, mapFileForWrite, type MemoryRegion } from "./region.ts";
+import { bufferRegion, mapFileForWrite, mapFilePart, type MemoryRegion } from "./region.ts";
 
 export interface BlockTarget {
   /** The RAM block's name in the file. */
@@ -12,6 +12,11 @@ export interface BlockTarget {
   path?: string;
   /** Or bytes in this process, exactly as long as the block. */
   buffer?: Uint8Array;
+  /**
+   * With a path: write into `length` bytes of the existing file from `offset` (a running QEMU's memory
+   * backend): the file is neither created nor resized, since QEMU maps it (shrinking it would kill QEMU).
+   */
+  part?: { offset: number; length: number };
 }
 
 export function checkTarget(t: BlockTarget, file: string, length: number): void {
@@ -29,8 +34,8 @@ export class RamTargets {
 
   /** `keepHoles`: a fresh file stays sparse (extract), rather than having its blocks reserved up front. */
   open(t: BlockTarget, length: number, keepHoles: boolean): MemoryRegion {
-    if (t.path && !existsSync(t.path)) this.#created.push(t.path);
-    const r = t.buffer ? bufferRegion(t.name, t.buffer) : mapFileForWrite(t.path!, length, !keepHoles);
+    if (t.path && !t.part && !existsSync(t.path)) this.#created.push(t.path);
+    const r = t.buffer ? bufferRegion(t.name, t.buffer) : t.part ? mapFilePart(t.path!, t.part.offset, length) : mapFileForWrite(t.path!, length, !keepHoles);
     this.regions.push(r);
     return r;
   }

@@ -16,6 +16,12 @@ export interface MigrationSettings {
   directIo: boolean;
   /** Lift max-bandwidth (outgoing only: the incoming side ignores it). */
   unlimitedBandwidth: boolean;
+  /**
+   * "pages" (default): mapped-ram with multifd channels, QEMU moves every page. "device-state": a classic
+   * stream with x-ignore-shared, QEMU writes device state and the blocks that are not shared files only
+   * (x-ignore-shared with mapped-ram fails in QEMU 10.0.2: "Unable to write to file: Bad address").
+   */
+  stream?: "pages" | "device-state";
 }
 
 export interface AppliedSettings {
@@ -29,11 +35,9 @@ export async function applyMigrationSettings(qmp: QmpClient, version: QmpVersion
   const caps = await qmp.execute<{ capability: string; state: boolean }[]>("query-migrate-capabilities");
   const params = await qmp.execute<Params>("query-migrate-parameters");
   const capState = (name: string) => caps.find((c) => c.capability === name)?.state ?? false;
+  const names = ["mapped-ram", "multifd", "x-ignore-shared"];
   const before = {
-    capabilities: [
-      { capability: "mapped-ram", state: capState("mapped-ram") },
-      { capability: "multifd", state: capState("multifd") },
-    ],
+    capabilities: names.map((capability) => ({ capability, state: capState(capability) })),
     params: pick(params, ["multifd-channels", "direct-io", "max-bandwidth"]),
   };
 
@@ -49,13 +53,10 @@ export async function applyMigrationSettings(qmp: QmpClient, version: QmpVersion
     },
   };
 
+  const pages = (s.stream ?? "pages") === "pages";
+  const wantedCaps = { "mapped-ram": pages, multifd: pages, "x-ignore-shared": !pages };
   await refusal("migrate-set-capabilities", () =>
-    qmp.execute("migrate-set-capabilities", {
-      capabilities: [
-        { capability: "mapped-ram", state: true },
-        { capability: "multifd", state: true },
-      ],
-    }),
+    qmp.execute("migrate-set-capabilities", { capabilities: Object.entries(wantedCaps).map(([capability, state]) => ({ capability, state })) }),
   );
   try {
     const wanted: Params = { "multifd-channels": s.channels };

@@ -1,0 +1,131 @@
+// `qemu save|restore` with ramsnap moving the pages. When every memory backend of the guest is a shared
+// file, QEMU writes only the device state and the small blocks that are not backends (x-ignore-shared,
+// a classic stream of about 300 KB, 10 ms), and ramsnap's channels move the backends' pages with direct
+// I/O, gap bridging and holes skipped. The file is one standard mapped-ram file that plain QEMU loads.
+// Loading is the mirror image: ramsnap's channels put the pages into the destination's backend files,
+// and QEMU loads a copy of the stream whose bitmaps for those blocks are clear, so it reads none of them.
+import { rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
+import type { Progress } from "../channels/session.ts";
+import { convert } from "../convert/index.ts";
+import { parseStream } from "../format/parse.ts";
+import { MainFile } from "../io/main-file.ts";
+import type { BlockTarget } from "../memory/targets.ts";
+import { restore } from "../restore.ts";
+import { writeStreamWithout } from "../savefile/load-stream.ts";
+import type { Backend } from "./backends.ts";
+import { migrateFromFile, migrateToFile, removeFdset, restoreSettings } from "./file-migration.ts";
+import type { RamBlock } from "./guest-state.ts";
+import { applyMigrationSettings } from "./migration-settings.ts";
+import type { MigrationProgress } from "./migration-watch.ts";
+import type { QmpClient, QmpVersion } from "./qmp.ts";
+
+export interface PagesJob {
+  qmp: QmpClient;
+  version: QmpVersion;
+  path: string;
+  channels: number;
+  directIo: boolean;
+  /** The backends whose pages ramsnap moves. */
+  backends: Backend[];
+  /** The guest's RAM blocks (sizes). */
+  blocks: RamBlock[];
+  signal?: AbortSignal;
+  onProgress?: (p: MigrationProgress) => void;
+  warnings: string[];
+}
+
+export interface PagesMoved {
+  seconds: number;
+  /** Page bytes ramsnap's channels moved (present pages plus bridged gaps). */
+  pageBytes: number;
+  /** Bytes of QEMU's own stream: device state and the blocks that are not backends. */
+  streamBytes: number;
+  fdset: { id: number; descriptors: number; removed: boolean };
+}
+
+/** Saves a paused guest: QEMU's device state to a temporary stream, then one mapped-ram file built from it and the backends. */
+export async function saveByRamsnap(job: PagesJob): Promise<PagesMoved> {
+  const t0 = performance.now();
+  const devices = join(dirname(job.path), `.${basename(job.path)}.ramsnap-${process.pid}-devices.tmp`);
+  try {
+    const dev = await deviceStateTo(job, devices);
+    const made = await convert({
+      input: devices,
+      output: job.path,
+      to: "mapped-ram",
+      replace: job.backends.map((b) => ({ name: b.id, path: b.memPath!, part: { offset: b.offset, length: lengthOf(job, b) } })),
+      channels: job.channels,
+      directIo: job.directIo,
+      onProgress: (p) => job.onProgress?.(asMigrationProgress("save", p)),
+      signal: job.signal,
+    });
+    const pageBytes = made.bytesWritten;
+    return { seconds: (performance.now() - t0) / 1000, pageBytes, streamBytes: dev.bytes, fdset: dev.fdset };
+  } finally {
+    rmSync(devices, { force: true });
+  }
+}
+
+/** QEMU writes its device state and the non-backend blocks (x-ignore-shared, classic stream) to `file`. */
+async function deviceStateTo(job: PagesJob, file: string): Promise<{ bytes: number; fdset: PagesMoved["fdset"] }> {
+  const settings = await applyMigrationSettings(job.qmp, job.version, { channels: 1, directIo: false, unlimitedBandwidth: true, stream: "device-state" });
+  try {
+    // Not cancellable: it takes milliseconds, and a cancel is checked again before the pages move.
+    const outcome = await migrateToFile(job.qmp, {}, file, false, async () => {});
+    const removed = await removeFdset(outcome.fdset, job.warnings);
+    return { bytes: outcome.info.ram?.transferred ?? 0, fdset: { id: outcome.fdset.id, descriptors: outcome.fdset.qemuFds.length, removed } };
+  } finally {
+    await restoreSettings(settings, job.warnings);
+  }
+}
+
+/** Loads a file into a QEMU started with -incoming defer: the backends' pages by ramsnap, the rest by QEMU. */
+export async function restoreByRamsnap(job: PagesJob): Promise<PagesMoved> {
+  const t0 = performance.now();
+  const targets: BlockTarget[] = job.backends.map((b) => ({ name: b.id, path: b.memPath!, part: { offset: b.offset, length: lengthOf(job, b) } }));
+  const placed = await restore({
+    path: job.path,
+    blocks: targets,
+    channels: job.channels,
+    directIo: job.directIo,
+    onProgress: (p) => job.onProgress?.(asMigrationProgress("restore", p)),
+    signal: job.signal,
+  });
+  const load = join(tmpdir(), `ramsnap-${process.pid}-${Math.random().toString(36).slice(2, 8)}-load.ram`);
+  try {
+    const streamBytes = writeLoadStream(job.path, new Set(targets.map((t) => t.name)), load);
+    const settings = await applyMigrationSettings(job.qmp, job.version, { channels: 1, directIo: false, unlimitedBandwidth: false });
+    const outcome = await migrateFromFile(job.qmp, { signal: job.signal }, load, job.version, async () => restoreSettings(settings, job.warnings));
+    const removed = await removeFdset(outcome.fdset, job.warnings);
+    await restoreSettings(settings, job.warnings);
+    return { seconds: (performance.now() - t0) / 1000, pageBytes: placed.readBytes, streamBytes, fdset: { id: outcome.fdset.id, descriptors: outcome.fdset.qemuFds.length, removed } };
+  } finally {
+    rmSync(load, { force: true });
+  }
+}
+
+function writeLoadStream(path: string, placed: ReadonlySet<string>, target: string): number {
+  using main = MainFile.openRead(path);
+  return writeStreamWithout(main, parseStream(main), placed, target);
+}
+
+function lengthOf(job: PagesJob, b: Backend): number {
+  return job.blocks.find((x) => x.name === b.id)?.usedLength ?? b.size;
+}
+
+/** ramsnap's own counters, in the shape the QEMU path reports: bytes actually moved, rate and time left. */
+function asMigrationProgress(direction: "save" | "restore", p: Progress): MigrationProgress {
+  const rate = p.seconds > 0 ? p.doneBytes / p.seconds : 0;
+  return {
+    direction,
+    status: p.doneBytes < p.totalBytes ? "active" : "completed",
+    seconds: p.seconds,
+    totalBytes: p.totalBytes,
+    remainingBytes: p.totalBytes - p.doneBytes,
+    transferredBytes: p.ioBytes,
+    bytesPerSecond: p.seconds > 0 ? p.ioBytes / p.seconds : 0,
+    ...(rate > 0 ? { etaSeconds: (p.totalBytes - p.doneBytes) / rate } : {}),
+  };
+}

@@ -1,0 +1,48 @@
+// A copy of a mapped-ram file for QEMU to load once ramsnap has put some blocks' pages in place itself:
+// the same bytes with those blocks' bitmaps clear and their page arrays left out (holes, so the copy
+// costs the main stream and the small blocks only). QEMU reads a page only where its bit is set, so it
+// loads the device state and the other blocks and leaves the placed blocks as they are (checked on QEMU
+// 10.0.2: a 256 MiB guest loaded that way in 0.04 s, its RAM untouched).
+import { RefusedError } from "../errors.ts";
+import type { StreamInfo } from "../format/parse.ts";
+import type { ByteSource } from "../format/bytes.ts";
+import * as libc from "../../ffi/libc.ts";
+import { MainFile } from "../io/main-file.ts";
+
+const STEP = 1 << 20;
+
+/** Writes the copy to `target` (created; it must not exist) and returns how many bytes it copied. */
+export function writeStreamWithout(source: ByteSource, info: StreamInfo, leaveOut: ReadonlySet<string>, target: string): number {
+  const out = MainFile.openWrite(target, libc.O_CREAT | libc.O_EXCL);
+  let copied = 0;
+  try {
+    const skip = info.blocks.filter((b) => leaveOut.has(b.name)).map((b) => {
+      if (!b.mapped) throw new RefusedError(`${info.file}: block ${b.name} has no page array to leave out (not mapped-ram)`);
+      return [b.mapped.pagesOffset, b.mapped.pagesOffset + b.length] as const;
+    });
+    for (const [from, to] of rangesOutside(0, source.size, skip)) {
+      for (let at = from; at < to; at += STEP) {
+        const bytes = source.readAt(at, Math.min(STEP, to - at));
+        out.writeAt(at, bytes);
+        copied += bytes.length;
+      }
+    }
+    libc.ftruncate(out.fd, source.size, target);
+    for (const b of info.blocks) if (leaveOut.has(b.name)) out.writeAt(b.mapped!.bitmapOffset, new Uint8Array(b.mapped!.bitmapSize));
+    return copied;
+  } finally {
+    out.close();
+  }
+}
+
+/** [from, to) with the `skip` ranges taken out. */
+function rangesOutside(from: number, to: number, skip: readonly (readonly [number, number])[]): [number, number][] {
+  const out: [number, number][] = [];
+  let at = from;
+  for (const [a, b] of [...skip].sort((x, y) => x[0] - y[0])) {
+    if (a > at) out.push([at, Math.min(a, to)]);
+    at = Math.max(at, b);
+  }
+  if (at < to) out.push([at, to]);
+  return out;
+}
