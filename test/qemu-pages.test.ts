@@ -147,7 +147,7 @@ describe.skipIf(!requireQemu())("ramsnap moves the pages, QEMU the device state 
         const r = await qemuRestore({ qmp: dst.qmp, path: file, channels: 2 });
         expect(r.pagesBy).toBe("ramsnap");
         const after = await allShm(dst);
-        before.forEach((b, i) => expectSameBytes(after[i]!, b, `NUMA backend m${i}`));
+        for (const [i, b] of before.entries()) expectSameBytes(after[i]!, b, `NUMA backend m${i}`);
       } finally {
         await Promise.all([src.stop(), dst.stop()]);
       }
