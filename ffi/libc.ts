@@ -474,6 +474,10 @@ export interface StatxInfo {
   /** Direct-I/O alignment the kernel reports; 0 when the file system says nothing (e.g. tmpfs). */
   dioMemAlign: number;
   dioOffsetAlign: number;
+  /** Inode number and the device holding it: together they name the file, whatever path reaches it. */
+  ino: number;
+  devMajor: number;
+  devMinor: number;
 }
 
 function decodeStatx(buf: Uint8Array): StatxInfo {
@@ -487,6 +491,9 @@ function decodeStatx(buf: Uint8Array): StatxInfo {
     blockSize: dv.getUint32(4, true),
     dioMemAlign: dio ? dv.getUint32(152, true) : 0,
     dioOffsetAlign: dio ? dv.getUint32(156, true) : 0,
+    ino: Number(dv.getBigUint64(32, true)),
+    devMajor: dv.getUint32(136, true),
+    devMinor: dv.getUint32(140, true),
   };
 }
 

@@ -90,6 +90,11 @@ export interface GuestOptions {
    * "private": the same file with share=off (QEMU's copy is private). "anonymous": memory-backend-ram.
    */
   backing?: "shm" | "private" | "anonymous";
+  /**
+   * Memory arguments that replace the default backends (e.g. what `ramsnap qemu backend-args FILE` prints,
+   * split into words): the guest then has no shm files, and its RAM is read with guestMemory().
+   */
+  memory?: string[];
   /** Limit for startup and each QMP reply; default 15 s. */
   timeoutMs?: number;
   /** More QEMU arguments, appended last (e.g. a second -qmp socket for a program under test). */
@@ -198,9 +203,9 @@ interface Layout {
 }
 
 function layoutOf(opts: GuestOptions): Layout {
-  const nodes = opts.numa ?? 0;
+  const nodes = opts.memory ? 0 : (opts.numa ?? 0);
   if (nodes > 0 && opts.ramMiB % nodes !== 0) throw new Error(`ramMiB ${opts.ramMiB} is not divisible by numa ${nodes}`);
-  const backendIds = nodes > 0 ? Array.from({ length: nodes }, (_, i) => `m${i}`) : ["ram0"];
+  const backendIds = opts.memory ? [] : nodes > 0 ? Array.from({ length: nodes }, (_, i) => `m${i}`) : ["ram0"];
   const ramBytes = opts.ramMiB * MiB;
   const pattern = opts.pattern === undefined ? null : "fill" in opts.pattern ? opts.pattern : syntheticImage(ramBytes, opts.pattern);
   if (pattern && pattern.sizeBytes !== ramBytes) throw new Error(`pattern is ${pattern.sizeBytes} bytes, guest RAM ${ramBytes}`);
@@ -236,6 +241,7 @@ function qemuArgs(opts: GuestOptions, g: Layout): string[] {
   });
   if (!opts.running) args.push("-S");
   if (opts.incoming) args.push("-incoming", "defer");
+  if (opts.memory) args.push(...opts.memory);
   if (opts.vga) args.push("-device", "VGA");
   if (opts.counter) args.push("-drive", `file=${writeCounterDisk(g.dir)},format=raw,if=ide,snapshot=on`);
   if (opts.extraArgs) args.push(...opts.extraArgs);
@@ -264,6 +270,17 @@ function writeCounterDisk(dir: string): string {
 export async function readCounter(guest: Guest): Promise<number> {
   const bytes = new Uint8Array(await Bun.file(guest.shmPaths[0]!).slice(COUNTER_ADDRESS, COUNTER_ADDRESS + 4).arrayBuffer());
   return new DataView(bytes.buffer).getUint32(0, true);
+}
+
+/** The guest's physical memory [0, bytes), through QEMU itself (pmemsave): for guests whose RAM is no shm file. */
+export async function guestMemory(guest: Guest, bytes: number): Promise<Uint8Array> {
+  const dump = join(tmpdir(), `${guest.name}-pmem-${Math.random().toString(36).slice(2, 8)}`);
+  try {
+    await guest.qmp.execute("pmemsave", { val: 0, size: bytes, filename: dump });
+    return new Uint8Array(await Bun.file(dump).arrayBuffer());
+  } finally {
+    rmSync(dump, { force: true });
+  }
 }
 
 /** A guest's process and QMP connection once they exist, and what QEMU wrote to stderr so far. */

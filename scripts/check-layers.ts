@@ -18,7 +18,7 @@ const LAYERS: [string, string[]][] = [
   ["integrity", ["src/integrity/"]],
   ["channels", ["src/channels/"]],
   ["savefile", ["src/savefile/"]],
-  ["operations", ["src/save.ts", "src/restore.ts", "src/convert/", "src/extract.ts", "src/verify.ts", "src/inspect.ts", "src/diff.ts", "src/doctor.ts"]],
+  ["operations", ["src/save.ts", "src/restore.ts", "src/convert/", "src/extract.ts", "src/verify.ts", "src/inspect.ts", "src/diff.ts", "src/doctor.ts", "src/prefetch.ts"]],
   ["qemu", ["src/qemu/"]],
   ["cli", ["src/cli/"]],
   ["library entry", ["src/index.ts"]],

@@ -53,7 +53,21 @@ export interface RestoreJob {
   hashExtents?: boolean;
 }
 
-export type Job = SaveJob | RestoreJob;
+/**
+ * Read a chunk's present pages through the page cache and drop them: an instant restore's prefetch, so a
+ * guest that maps the file finds its pages in memory instead of on disk.
+ */
+export interface PrefetchJob {
+  type: "prefetch";
+  id: number;
+  block: number;
+  fileOffset: number;
+  bitmap: SharedArrayBuffer;
+  firstPage: number;
+  pages: number;
+}
+
+export type Job = SaveJob | RestoreJob | PrefetchJob;
 export type ToChannel = ChannelSetup | Job | { type: "close" };
 
 export interface JobDone {

@@ -5,7 +5,7 @@ import * as libc from "../../ffi/libc.ts";
 import { setBit, testBit } from "../format/bitmap.ts";
 import { loadPages } from "../memory/page-source.ts";
 import { hashExtents } from "../integrity/hash.ts";
-import type { ChannelSetup, FromChannel, RestoreJob, SaveJob, ToChannel } from "./messages.ts";
+import type { ChannelSetup, FromChannel, PrefetchJob, RestoreJob, SaveJob, ToChannel } from "./messages.ts";
 import { planRuns, type Run } from "./plan.ts";
 
 declare const self: Worker;
@@ -144,6 +144,21 @@ function restore(job: RestoreJob): void {
   post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present, hashes });
 }
 
+function prefetch(job: PrefetchJob): void {
+  const { fd, pageSize: ps, maxGap } = setup!;
+  const bitmap = new Uint8Array(job.bitmap);
+  const runs = planRuns((i) => testBit(bitmap, job.firstPage + i), 0, job.pages, maxGap, job.pages);
+  let ioBytes = 0;
+  let present = 0;
+  for (const r of runs) {
+    const len = r.count * ps;
+    libc.preadFull(fd, bounceOf(len).ptr, len, job.fileOffset + r.first * ps, io());
+    ioBytes += len;
+  }
+  for (let i = 0; i < job.pages; i++) if (testBit(bitmap, job.firstPage + i)) present++;
+  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present });
+}
+
 // Tests only: RAMSNAP_TEST_FAULTS="channel-exit@N" makes a channel exit abruptly on its N-th job.
 const exitAt = Number(/channel-exit@(\d+)/.exec(process.env.RAMSNAP_TEST_FAULTS ?? "")?.[1] ?? 0);
 let jobsSeen = 0;
@@ -166,7 +181,8 @@ self.onmessage = (ev: MessageEvent<ToChannel>) => {
   }
   try {
     if (m.type === "save") save(m);
-    else restore(m);
+    else if (m.type === "restore") restore(m);
+    else prefetch(m);
   } catch (e) {
     const err = e as Error & { code?: string };
     post({ type: "failed", id: m.id, message: err.message ?? String(e), code: err.code });

@@ -10,6 +10,7 @@ import { qemuCommand } from "./qemu.ts";
 import { convertCommand } from "./convert.ts";
 import { diffCommand } from "./diff.ts";
 import { extractCommand } from "./extract.ts";
+import { scrubCommand } from "./scrub.ts";
 import { verifyCommand } from "./verify.ts";
 import { EXAMPLES, runCli } from "./run.ts";
 
@@ -29,6 +30,7 @@ export const rootCommand = defineCommand({
     convert: convertCommand,
     diff: diffCommand,
     doctor: doctorCommand,
+    scrub: scrubCommand,
     qemu: qemuCommand,
   },
 });

@@ -4,7 +4,10 @@ import { defineCommand } from "citty";
 import { OptionError } from "../errors.ts";
 import { DEFAULT_QEMU_CHANNELS, qemuRestore, qemuSave, type MigrationProgress, type PagesMode, type QemuRestoreResult, type QemuSaveResult } from "../qemu/drive.ts";
 import { MAX_QEMU_CHANNELS } from "../qemu/migration-settings.ts";
-import { intOption } from "./args.ts";
+import { inspectFile } from "../inspect.ts";
+import { backendArgs, commandLine } from "../qemu/lazy.ts";
+import { intOption, sizeOption } from "./args.ts";
+import { log } from "./log.ts";
 import { EXAMPLES } from "./run.ts";
 import { bytes } from "./text.ts";
 
@@ -132,7 +135,8 @@ async function driven<T>(args: CommonArgs, run: (signals: Interrupts, onProgress
 const ioText = (directIo: boolean) => (directIo ? "direct I/O" : "buffered I/O");
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
-const pagesLine = (r: { pagesBy: string; pagesWhy: string }) => `pages moved by ${r.pagesBy === "ramsnap" ? "ramsnap's channels" : "QEMU"}: ${r.pagesWhy}`;
+const pagesLine = (r: { pagesBy: string; pagesWhy: string }) =>
+  r.pagesBy === "mapped" ? `pages not moved: ${r.pagesWhy}` : `pages moved by ${r.pagesBy === "ramsnap" ? "ramsnap's channels" : "QEMU"}: ${r.pagesWhy}`;
 
 export function renderQemuSave(r: QemuSaveResult): string {
   const vm = r.vmState === "running" ? "the guest runs again" : `the guest is left paused (${r.vmState})`;
@@ -156,6 +160,7 @@ export function renderQemuRestore(r: QemuRestoreResult): string {
       `${bytes(r.dataBytes)} of pages read, ${r.gibPerSecond.toFixed(2)} GiB/s, ${plural(r.channels, "channel")}, ${ioText(r.directIo)}; ${vm}`,
     pagesLine(r),
   ];
+  if (r.prefetch) lines.push(`prefetched ${bytes(r.prefetch.bytes)} of pages into the page cache in ${r.prefetch.seconds.toFixed(2)} s, while the guest ran`);
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   return `${lines.join("\n")}\n`;
 }
@@ -191,14 +196,24 @@ export const qemuSaveCommand = defineCommand({
 
 export const qemuRestoreCommand = defineCommand({
   meta: { name: "restore", description: "Load a mapped-ram file into a QEMU started with -incoming defer, through QMP" },
-  args: commonArgs,
+  args: {
+    ...commonArgs,
+    lazy: { type: "boolean", description: "Instant restore: the destination maps FILE as guest RAM (start it with the arguments 'ramsnap qemu backend-args FILE' prints); QEMU loads device state only" },
+    prefetch: { type: "boolean", description: "With --lazy: once the guest runs, read its pages into the page cache in parallel (the guest does not wait)" },
+    resume: { type: "boolean", description: "Start the guest once it is loaded (default: leave it paused)" },
+    offset: { type: "string", description: "Where the stream starts in FILE (QEMU's file:...,offset=)", valueHint: "bytes" },
+  },
   async run({ args }) {
       const { socket, file } = required(args);
       const r = await driven(args, (signals, onProgress) =>
         qemuRestore({
           qmp: socket,
           path: file,
-          pages: args.pages as PagesMode,
+          pages: args.lazy && args.pages === "auto" ? undefined : (args.pages as PagesMode),
+          lazy: args.lazy === true,
+          prefetch: args.prefetch === true,
+          resume: args.resume === true,
+          offset: sizeOption("offset", args.offset),
           channels: channels(args),
           directIo: args["direct-io"] === true,
           signal: signals.stop,
@@ -210,10 +225,37 @@ export const qemuRestoreCommand = defineCommand({
   },
 });
 
+export const qemuBackendArgsCommand = defineCommand({
+  meta: { name: "backend-args", description: "Print the QEMU arguments that map a save file's RAM blocks as guest RAM (for qemu restore --lazy)" },
+  args: {
+    file: { type: "positional", description: "A mapped-ram save file", required: true },
+    offset: { type: "string", description: "Where the stream starts in FILE (QEMU's file:...,offset=)", valueHint: "bytes" },
+    json: { type: "boolean", description: "Print a JSON object instead of the arguments" },
+  },
+  run({ args }) {
+    const a = backendArgs(inspectFile(args.file, { offset: sizeOption("offset", args.offset) }));
+    if (a.staleSlots > 0) log.warn(`warning: ${a.file} has ${a.staleSlots} page slots with old data behind clear bitmap bits; run 'ramsnap scrub ${a.file}' before a lazy restore`);
+    process.stdout.write(args.json ? `${JSON.stringify(a, null, 2)}\n` : `${commandLine(a)}\n`);
+  },
+});
+
 export const qemuCommand = defineCommand({
   meta: { name: "qemu", description: "Drive a running QEMU: save its guest to a mapped-ram file, or restore one into it" },
-  subCommands: { save: qemuSaveCommand, restore: qemuRestoreCommand },
+  subCommands: { save: qemuSaveCommand, restore: qemuRestoreCommand, "backend-args": qemuBackendArgsCommand },
 });
+
+EXAMPLES.set(
+  qemuBackendArgsCommand,
+  `  ramsnap qemu backend-args vm1.ram
+  qemu-system-x86_64 -M q35 -m 1G ...same devices... $(ramsnap qemu backend-args vm1.ram) -incoming defer -qmp unix:/run/vm1-new.qmp,server=on,wait=off
+  ramsnap qemu restore --lazy --resume --qmp /run/vm1-new.qmp vm1.ram
+
+Each -object maps one RAM block's page array of FILE privately (share=off): the guest reads a page from
+the file when it first touches it, and its writes go to its own copy, never to FILE. readonly=on opens
+FILE read-only; rom=off keeps the block writable RAM (without it QEMU makes it a ROM and drops the
+guest's writes). Many guests can map one file. While they run, do not write into FILE in place
+(ramsnap refuses to); a new save under the same name is renamed over it and leaves the mapped file intact.`,
+);
 
 EXAMPLES.set(
   qemuSaveCommand,
@@ -235,10 +277,14 @@ EXAMPLES.set(
   `  qemu-system-x86_64 -M q35 -m 4G ...same devices... -incoming defer -qmp unix:/run/vm1-new.qmp,server=on,wait=off
   ramsnap qemu restore --qmp /run/vm1-new.qmp vm1.ram --channels 4 --direct-io
 
+  ramsnap qemu restore --lazy --resume --prefetch --qmp /run/vm1-new.qmp vm1.ram   # instant: see qemu backend-args
+
 The destination must be started with -incoming defer, the same machine type and the same memory sizes
 and backends: ramsnap checks the file against it first (QEMU itself would load a too-small block
-without a word). The guest runs after the load unless QEMU was started with -S. Channels and
-direct I/O need not match the save.`,
+without a word). After the load the guest is paused if QEMU was started with -S (resume it with
+--resume, or later with the QMP command cont), running otherwise. Channels and direct I/O need not
+match the save. When the destination's memory backends are shared files (--pages auto or ramsnap),
+ramsnap writes their pages itself and QEMU loads only the rest; otherwise QEMU loads every page.`,
 );
 
 EXAMPLES.set(

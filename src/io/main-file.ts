@@ -50,6 +50,11 @@ export class MainFile implements ByteSource, ByteSink, Disposable {
     libc.close(this.fd, this.name);
   }
 
+  /** For a session that owns this file (channels/session.ts). */
+  release(): void {
+    this.close();
+  }
+
   [Symbol.dispose](): void {
     this.close();
   }

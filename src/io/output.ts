@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import * as libc from "../../ffi/libc.ts";
+import { refuseIfMappedPrivately } from "./mapped-by.ts";
 import { MainFile } from "./main-file.ts";
 
 export class OutputFile {
@@ -22,6 +23,8 @@ export class OutputFile {
   static open(target: { path?: string; fd?: number }, offset: number): OutputFile {
     if (target.path === undefined) {
       const main = MainFile.fromFd(target.fd!);
+      // Written in place: not while a lazily restored guest maps it.
+      refuseIfMappedPrivately(main.fd, `fd ${target.fd}`);
       const out = new OutputFile(main, `fd ${target.fd}`, undefined, undefined, offset);
       // Like QEMU since 9.1: keep what precedes the stream, drop everything after it.
       libc.ftruncate(main.fd, offset, out.name);

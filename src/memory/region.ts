@@ -3,6 +3,7 @@
 // mapping and the save file without a copy; in-process buffers are used where they are.
 import * as libc from "../../ffi/libc.ts";
 import { OptionError, RefusedError } from "../errors.ts";
+import { refuseIfMappedPrivately } from "../io/mapped-by.ts";
 
 export interface MemoryRegion {
   readonly name: string;
@@ -67,6 +68,7 @@ export function openFileSource(path: string): { fd: number; length: number; rele
 export function mapFileForWrite(path: string, length: number, reserve = true): MemoryRegion {
   const fd = libc.open(path, libc.O_RDWR | libc.O_CREAT, 0o600);
   try {
+    refuseIfMappedPrivately(fd, path);
     const st = libc.fstatx(fd, path);
     regularOrDevice(path, st.mode);
     const isFile = (st.mode & 0o170000) === 0o100000;
@@ -103,6 +105,7 @@ export function mapFileForWrite(path: string, length: number, reserve = true): M
 export function mapFilePart(path: string, offset: number, length: number): MemoryRegion {
   const fd = libc.open(path, libc.O_RDWR);
   try {
+    refuseIfMappedPrivately(fd, path);
     const st = libc.fstatx(fd, path);
     regularOrDevice(path, st.mode);
     if (st.size < offset + length) throw new RefusedError(`${path} holds ${st.size} bytes, but the block needs ${length} from offset ${offset}`);

@@ -19,6 +19,8 @@ export interface Backend {
   memPath?: string;
   offset: number;
   readonly: boolean;
+  /** QEMU 8.2+: "on", "off" or "auto" (auto follows readonly: a read-only backend becomes a ROM). */
+  rom: string;
 }
 
 export type PagesMode = "auto" | "ramsnap" | "qemu";
@@ -47,6 +49,7 @@ export async function queryBackends(qmp: QmpClient): Promise<Backend[]> {
       ...(file ? { memPath: await get<string>("mem-path") } : {}),
       offset: file ? await get<number>("offset").catch(() => 0) : 0,
       readonly: file ? await get<boolean>("readonly").catch(() => false) : false,
+      rom: file ? await get<string>("rom").catch(() => "auto") : "auto",
     });
   }
   return out;

@@ -82,9 +82,9 @@ export function checkFreeSpace(path: string, blocks: RamBlock[]): void {
 
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 
-function inspectOrExplain(path: string): InspectReport {
+function inspectOrExplain(path: string, offset: number): InspectReport {
   try {
-    return inspectFile(path);
+    return inspectFile(path, { offset });
   } catch (e) {
     if (e instanceof FormatError) throw new QemuFileMismatchError(`${path} is not a loadable migration file: ${e.message}`);
     throw e;
@@ -92,8 +92,8 @@ function inspectOrExplain(path: string): InspectReport {
 }
 
 /** The file must be complete, mapped-ram, of the destination's machine type, and have exactly its RAM blocks' sizes. */
-export function checkFileFits(path: string, machineType: string, guestBlocks: RamBlock[]): InspectReport {
-  const report = inspectOrExplain(path);
+export function checkFileFits(path: string, machineType: string, guestBlocks: RamBlock[], offset = 0): InspectReport {
+  const report = inspectOrExplain(path, offset);
   if (!report.complete) throw new QemuFileMismatchError(`${path} is incomplete (no EOF: an interrupted save?)`);
   if (report.ramFormat !== "mapped-ram") {
     throw new QemuFileMismatchError(`${path} is a ${report.ramFormat ?? "RAM-less"} migration stream, not mapped-ram: QEMU loads it with migrate-incoming file:${path} and mapped-ram off`);

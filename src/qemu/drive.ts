@@ -13,6 +13,8 @@ import { applyMigrationSettings, MAX_QEMU_CHANNELS } from "./migration-settings.
 import type { MigrationProgress } from "./migration-watch.ts";
 import { QmpClient, type QmpVersion } from "./qmp.ts";
 import { restoreByRamsnap, saveByRamsnap, type PagesMoved } from "./ramsnap-pages.ts";
+import { mappableBlocks, restoreLazily, type LazyLoaded } from "./lazy.ts";
+import { prefetch } from "../prefetch.ts";
 import { checkQemuVersion, versionText } from "./version.ts";
 
 export type { MigrationProgress } from "./migration-watch.ts";
@@ -56,7 +58,19 @@ export interface QemuSaveOptions extends CommonOptions {
   live?: boolean;
 }
 
-export type QemuRestoreOptions = CommonOptions;
+export interface QemuRestoreOptions extends CommonOptions {
+  /**
+   * Instant restore: the destination maps the file as guest RAM itself (started with the arguments
+   * `backendArgs` gives); QEMU loads device state and the small blocks, no page of a mapped block is read.
+   */
+  lazy?: boolean;
+  /** With lazy: once the guest runs, read the mapped blocks' present pages into the page cache. */
+  prefetch?: boolean;
+  /** Start the guest (`cont`) once it is loaded; default: leave it paused. */
+  resume?: boolean;
+  /** Where the stream starts in the file (QEMU's file:...,offset=). */
+  offset?: number;
+}
 
 interface CommonResult {
   file: string;
@@ -71,8 +85,8 @@ interface CommonResult {
   vmState: string;
   /** Problems that did not stop the operation, e.g. QEMU refusing to take back its old settings. */
   warnings: string[];
-  /** Who moved the pages, and why that path. */
-  pagesBy: "ramsnap" | "qemu";
+  /** Who moved the pages (for a lazy restore: nobody yet, the guest maps the file), and why that path. */
+  pagesBy: "ramsnap" | "qemu" | "mapped";
   pagesWhy: string;
 }
 
@@ -89,6 +103,8 @@ export interface QemuSaveResult extends CommonResult {
 }
 
 export interface QemuRestoreResult extends CommonResult {
+  /** With prefetch: the present pages read into the page cache after the guest started. */
+  prefetch?: { bytes: number; seconds: number };
   ramBytes: number;
   /** Bytes of page data in the file (present pages). */
   dataBytes: number;
@@ -143,6 +159,7 @@ export async function qemuSave(o: QemuSaveOptions): Promise<QemuSaveResult> {
 }
 
 export async function qemuRestore(o: QemuRestoreOptions): Promise<QemuRestoreResult> {
+  if (o.prefetch && !o.lazy) throw new OptionError("--prefetch goes with --lazy: it warms the page cache for a guest that maps the file");
   const directIo = o.directIo ?? false;
   const channels = checkedChannels(o.channels);
   const path = resolve(o.path);
@@ -151,14 +168,23 @@ export async function qemuRestore(o: QemuRestoreOptions): Promise<QemuRestoreRes
     checkQemuVersion(version, { directIo });
     await checkLoadable(qmp, socket);
     const blocks = await queryRamBlocks(qmp);
-    const report = checkFileFits(path, await queryMachineType(qmp), blocks);
-    const pages = choosePages(o.pages ?? "auto", { forLoad: true }, blocks, await queryBackends(qmp));
+    const report = checkFileFits(path, await queryMachineType(qmp), blocks, o.offset);
+    const backends = await queryBackends(qmp);
+    const pages = o.lazy ? lazyChoice(path, o) : choosePages(o.pages ?? "auto", { forLoad: true }, blocks, backends);
     throwIfAborted(o.signal);
     const c: Context = { qmp, version, path, channels, directIo, blocks, warnings: [] };
-    const moved = pages.by === "ramsnap" ? fromPages(await restoreByRamsnap({ ...c, backends: pages.backends.filter((b) => report.blocks.some((x) => x.name === b.id)), signal: o.signal, onProgress: o.onProgress })) : await restorePagesByQemu(c, o);
+    const moved =
+      pages.by === "mapped"
+        ? fromLazy(await restoreLazily({ ...c, report, backends, signal: o.signal }))
+        : pages.by === "ramsnap"
+          ? fromPages(await restoreByRamsnap({ ...c, offset: o.offset, backends: pages.backends.filter((b) => report.blocks.some((x) => x.name === b.id)), signal: o.signal, onProgress: o.onProgress }))
+          : await restorePagesByQemu(c, o);
+    if (o.resume) await qmp.execute("cont");
+    const prefetched = o.prefetch ? await prefetch({ path, offset: o.offset, blocks: mappableBlocks(report).map((b) => b.name), channels: Math.min(channels, 64), signal: o.signal }) : undefined;
     const ramBytes = report.blocks.reduce((n, b) => n + b.length, 0);
     return {
       ...commonResult(c, socket, pages, moved),
+      ...(prefetched ? { prefetch: { bytes: prefetched.bytes, seconds: prefetched.seconds } } : {}),
       ramBytes,
       dataBytes: report.blocks.reduce((n, b) => n + b.present, 0) * report.pageSize,
       gibPerSecond: moved.seconds > 0 ? ramBytes / 2 ** 30 / moved.seconds : 0,
@@ -199,9 +225,17 @@ async function restorePagesByQemu(c: Context, o: QemuRestoreOptions): Promise<Mo
   return { seconds: outcome.seconds, writtenBytes: outcome.info.ram?.transferred ?? 0, fdset: { id: outcome.fdset.id, descriptors: outcome.fdset.qemuFds.length, removed } };
 }
 
+/** --lazy: nobody moves the pages now; the guest maps the file. */
+function lazyChoice(path: string, o: QemuRestoreOptions): { by: "mapped"; why: string; backends: [] } {
+  if (o.pages !== undefined && o.pages !== "auto") throw new OptionError("--lazy and --pages do not go together: with --lazy the guest maps the file and nobody moves its pages");
+  return { by: "mapped", why: `--lazy: the guest maps ${path} copy-on-write; QEMU loaded the device state and the small blocks`, backends: [] };
+}
+
+const fromLazy = (l: LazyLoaded): Moved => ({ seconds: l.seconds, writtenBytes: l.streamBytes, fdset: l.fdset });
+
 const fromPages = (p: PagesMoved): Moved => ({ seconds: p.seconds, writtenBytes: p.pageBytes + p.streamBytes, fdset: p.fdset });
 
-function commonResult(c: Context, socket: string, pages: PagesChoice, moved: Moved) {
+function commonResult(c: Context, socket: string, pages: { by: "ramsnap" | "qemu" | "mapped"; why: string }, moved: Moved) {
   return {
     file: c.path,
     qmp: socket,

@@ -3,7 +3,7 @@
 import { CancelledError, throwIfAborted } from "../errors.ts";
 import { passFileToQemu, removeQuietly, type MigrationFdset } from "./fdset.ts";
 import { MigrationFailedError } from "./errors.ts";
-import type { AppliedSettings } from "./migration-settings.ts";
+import { applyMigrationSettings, type AppliedSettings } from "./migration-settings.ts";
 import { settleMigration, watchMigration, type MigrationProgress, type Outcome } from "./migration-watch.ts";
 import { QmpError, type QmpClient, type QmpVersion } from "./qmp.ts";
 import { atLeast, EXIT_ON_ERROR_SINCE } from "./version.ts";
@@ -12,6 +12,8 @@ export type Completed = Extract<Outcome, { kind: "completed" }> & { fdset: Migra
 
 export interface MigrateOptions {
   directIo?: boolean;
+  /** Where the stream starts in the file (QEMU's file:...,offset=). */
+  offset?: number;
   signal?: AbortSignal;
   cancelNow?: AbortSignal;
   onProgress?: (p: MigrationProgress) => void;
@@ -63,7 +65,7 @@ export async function migrateFromFile(qmp: QmpClient, o: MigrateOptions, path: s
     ({ fdset } = await passFileToQemu(qmp, path, "read", o.directIo ?? false));
     throwIfAborted(o.signal);
     const startedAt = performance.now();
-    const args: Record<string, unknown> = { uri: fdset.uri };
+    const args: Record<string, unknown> = { uri: o.offset ? `${fdset.uri},offset=${o.offset}` : fdset.uri };
     // Without it a failed load makes QEMU exit, taking its error text along.
     if (atLeast(version, EXIT_ON_ERROR_SINCE)) args["exit-on-error"] = false;
     started = true;
@@ -121,3 +123,21 @@ export async function restoreSettings(settings: AppliedSettings, warnings: strin
   if (complaint && !warnings.some((w) => w.includes(complaint))) warnings.push(`could not put QEMU's migration settings back: ${complaint}`);
 }
 
+
+export interface FdsetReport {
+  id: number;
+  descriptors: number;
+  removed: boolean;
+}
+
+/**
+ * QEMU loads a small mapped-ram stream that ramsnap prepared (device state and the blocks ramsnap did not
+ * place), with mapped-ram set and a single plain descriptor; its settings are put back either way.
+ */
+export async function loadPreparedStream(qmp: QmpClient, version: QmpVersion, file: string, o: { signal?: AbortSignal; offset?: number }, warnings: string[]): Promise<FdsetReport> {
+  const settings = await applyMigrationSettings(qmp, version, { channels: 1, directIo: false, unlimitedBandwidth: false });
+  const outcome = await migrateFromFile(qmp, o, file, version, async () => restoreSettings(settings, warnings));
+  const removed = await removeFdset(outcome.fdset, warnings);
+  await restoreSettings(settings, warnings);
+  return { id: outcome.fdset.id, descriptors: outcome.fdset.qemuFds.length, removed };
+}

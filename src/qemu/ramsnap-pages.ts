@@ -5,17 +5,14 @@
 // Loading is the mirror image: ramsnap's channels put the pages into the destination's backend files,
 // and QEMU loads a copy of the stream whose bitmaps for those blocks are clear, so it reads none of them.
 import { rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import type { Progress } from "../channels/session.ts";
 import { convert } from "../convert/index.ts";
-import { parseStream } from "../format/parse.ts";
-import { MainFile } from "../io/main-file.ts";
 import type { BlockTarget } from "../memory/targets.ts";
 import { restore } from "../restore.ts";
-import { writeStreamWithout } from "../savefile/load-stream.ts";
+import { withLoadStream } from "../savefile/load-stream.ts";
 import type { Backend } from "./backends.ts";
-import { migrateFromFile, migrateToFile, removeFdset, restoreSettings } from "./file-migration.ts";
+import { loadPreparedStream, migrateToFile, removeFdset, restoreSettings, type FdsetReport } from "./file-migration.ts";
 import type { RamBlock } from "./guest-state.ts";
 import { applyMigrationSettings } from "./migration-settings.ts";
 import type { MigrationProgress } from "./migration-watch.ts";
@@ -23,6 +20,8 @@ import type { QmpClient, QmpVersion } from "./qmp.ts";
 
 export interface PagesJob {
   qmp: QmpClient;
+  /** Where the stream starts in the file (restore only). */
+  offset?: number;
   version: QmpVersion;
   path: string;
   channels: number;
@@ -42,7 +41,7 @@ export interface PagesMoved {
   pageBytes: number;
   /** Bytes of QEMU's own stream: device state and the blocks that are not backends. */
   streamBytes: number;
-  fdset: { id: number; descriptors: number; removed: boolean };
+  fdset: FdsetReport;
 }
 
 /** Saves a paused guest: QEMU's device state to a temporary stream, then one mapped-ram file built from it and the backends. */
@@ -87,28 +86,17 @@ export async function restoreByRamsnap(job: PagesJob): Promise<PagesMoved> {
   const targets: BlockTarget[] = job.backends.map((b) => ({ name: b.id, path: b.memPath!, part: { offset: b.offset, length: lengthOf(job, b) } }));
   const placed = await restore({
     path: job.path,
+    offset: job.offset,
     blocks: targets,
     channels: job.channels,
     directIo: job.directIo,
     onProgress: (p) => job.onProgress?.(asMigrationProgress("restore", p)),
     signal: job.signal,
   });
-  const load = join(tmpdir(), `ramsnap-${process.pid}-${Math.random().toString(36).slice(2, 8)}-load.ram`);
-  try {
-    const streamBytes = writeLoadStream(job.path, new Set(targets.map((t) => t.name)), load);
-    const settings = await applyMigrationSettings(job.qmp, job.version, { channels: 1, directIo: false, unlimitedBandwidth: false });
-    const outcome = await migrateFromFile(job.qmp, { signal: job.signal }, load, job.version, async () => restoreSettings(settings, job.warnings));
-    const removed = await removeFdset(outcome.fdset, job.warnings);
-    await restoreSettings(settings, job.warnings);
-    return { seconds: (performance.now() - t0) / 1000, pageBytes: placed.readBytes, streamBytes, fdset: { id: outcome.fdset.id, descriptors: outcome.fdset.qemuFds.length, removed } };
-  } finally {
-    rmSync(load, { force: true });
-  }
-}
-
-function writeLoadStream(path: string, placed: ReadonlySet<string>, target: string): number {
-  using main = MainFile.openRead(path);
-  return writeStreamWithout(main, parseStream(main), placed, target);
+  return withLoadStream(job.path, job.offset ?? 0, new Set(targets.map((t) => t.name)), async (load, streamBytes) => {
+    const fdset = await loadPreparedStream(job.qmp, job.version, load, { signal: job.signal, offset: job.offset }, job.warnings);
+    return { seconds: (performance.now() - t0) / 1000, pageBytes: placed.readBytes, streamBytes, fdset };
+  });
 }
 
 function lengthOf(job: PagesJob, b: Backend): number {
