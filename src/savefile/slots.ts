@@ -22,31 +22,40 @@ export function findStaleSlots(path: string, offset = 0): StaleSlot[] {
   using f = MainFile.openRead(path);
   const info = parseStream(f, { base: offset, keepBitmaps: true });
   const out: StaleSlot[] = [];
-  const page = new libc.AlignedBuffer(info.pageSize);
+  const buf = new libc.AlignedBuffer(READ_PAGES * info.pageSize);
   const zero = new libc.AlignedBuffer(info.pageSize);
   zero.view.fill(0);
   try {
-    for (const b of info.blocks) if (b.mapped) out.push(...staleIn(f, b, info.pageSize, page, zero.ptr));
+    for (const b of info.blocks) if (b.mapped) out.push(...staleIn(f, b, info.pageSize, buf, zero.ptr));
   } finally {
-    page.free();
+    buf.free();
     zero.free();
   }
   return out;
 }
 
-function staleIn(f: MainFile, b: RamBlockInfo, ps: number, page: libc.AlignedBuffer, zero: number): StaleSlot[] {
+/** Clear-bit pages read per call: a bridged gap or a run of stale pages comes in one read. */
+const READ_PAGES = 256;
+
+function staleIn(f: MainFile, b: RamBlockInfo, ps: number, buf: libc.AlignedBuffer, zero: number): StaleSlot[] {
   const base = b.mapped!.pagesOffset;
   const map = mapData(f.fd, f.name, Math.min(f.size, base + b.length));
   const out: StaleSlot[] = [];
+  const clear = (p: number) => !testBit(b.bitmap!, p);
   // No map: the file system keeps no holes (or the file is all data); every clear slot is read.
   const spans: [number, number][] = map ? Array.from({ length: map.count }, (_, k) => [map.spans[2 * k]!, map.spans[2 * k + 1]!]) : [[base, base + b.length]];
   for (const [start, end] of spans) {
-    const first = Math.max(0, Math.floor((start - base) / ps));
     const stop = Math.min(b.pages, Math.ceil((end - base) / ps));
-    for (let p = first; p < stop; p++) {
-      if (testBit(b.bitmap!, p)) continue;
-      libc.preadFull(f.fd, page.ptr, ps, base + p * ps, { path: f.name });
-      if (libc.memcmp(page.ptr, zero, ps) !== 0) out.push({ block: b.name, page: p, fileOffset: base + p * ps });
+    for (let p = Math.max(0, Math.floor((start - base) / ps)); p < stop; ) {
+      if (!clear(p)) {
+        p++;
+        continue;
+      }
+      let n = 1;
+      while (p + n < stop && n < READ_PAGES && clear(p + n)) n++;
+      libc.preadFull(f.fd, buf.ptr, n * ps, base + p * ps, { path: f.name });
+      for (let k = 0; k < n; k++) if (libc.memcmp(buf.ptr + k * ps, zero, ps) !== 0) out.push({ block: b.name, page: p + k, fileOffset: base + (p + k) * ps });
+      p += n;
     }
   }
   return out;
