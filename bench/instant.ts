@@ -8,7 +8,7 @@
 //
 // Uses dist/ramsnap when it exists (`bun run build`: what users run), else the sources. Needs root.
 import { cpus, totalmem } from "node:os";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startGuest, stopAllGuests, type Guest } from "../harness/qemu.ts";
@@ -61,11 +61,17 @@ function mapping(file: string): string[] {
   return [...a.blocks.flatMap((b) => ["-object", b.object]), ...a.machine.flatMap((m) => m.split(" "))];
 }
 
-/** Host memory in use, page cache and shared memory included (MemTotal - MemFree), bytes. */
-function memUsed(): number {
-  const info = readFileSync("/proc/meminfo", "utf8");
-  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(info)?.[1] ?? 0);
-  return (kb("MemTotal") - kb("MemFree")) * 1024;
+/** Bytes of a process's private pages (Private_Clean + Private_Dirty from smaps_rollup). */
+function privateOf(pid: number): number {
+  const r = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(r)?.[1] ?? 0);
+  return (kb("Private_Clean") + kb("Private_Dirty")) * 1024;
+}
+
+/** Bytes of a file in the page cache (fincore, util-linux). */
+function cachedOf(path: string): number {
+  const r = Bun.spawnSync(["fincore", "--bytes", "--noheadings", "--output", "RES", path], { stdout: "pipe" });
+  return Number(r.stdout.toString().trim() || 0);
 }
 
 type Timing = { lazy: number[]; prefetch: number[]; eager: number[]; qemu: number[] };
@@ -124,15 +130,13 @@ async function timeEager(file: string, sizeMiB: number, byQemu: boolean): Promis
 }
 
 /**
- * Host memory `n` guests restored from one 1 GiB file add, lazily (all mapping the file) or eagerly (each
- * its own shm RAM): MemTotal - MemFree after they idled, minus before they started, the page cache dropped
- * first. It counts everything: the guests' private pages, the save file's pages in the page cache (shared
- * by the lazy clones), the eager guests' shm RAM, and QEMU's own memory.
+ * Host memory `n` guests restored from one 1 GiB file hold once idle: each QEMU's private pages (its own
+ * memory, and the guest pages it wrote), plus the shared pages counted once: for lazy clones the save
+ * file's pages in the page cache (one copy serves all of them), for eager ones each guest's shm RAM.
  */
 async function clonesMemory(file: string, n: number, lazy: boolean): Promise<number> {
   const gs: { g: Guest; socket: string }[] = [];
   dropCaches();
-  const before = memUsed();
   try {
     for (let i = 0; i < n; i++) {
       const d = await guest(`clone${i}`, 1024, lazy ? { incoming: true, memory: mapping(file) } : { incoming: true });
@@ -140,7 +144,9 @@ async function clonesMemory(file: string, n: number, lazy: boolean): Promise<num
       await cli("qemu", "restore", "--qmp", d.socket, file, "--resume", ...(lazy ? ["--lazy"] : ["--channels", "4"]));
     }
     await Bun.sleep(5000); // idle a while: what the guests touch in that time is theirs
-    return memUsed() - before;
+    const own = gs.reduce((s, d) => s + privateOf(d.g.pid), 0);
+    const shared = lazy ? cachedOf(file) : gs.reduce((s, d) => s + d.g.shmPaths.reduce((t, p) => t + statSync(p).blocks * 512, 0), 0);
+    return own + shared;
   } finally {
     await Promise.all(gs.map((d) => d.g.stop()));
   }
@@ -193,8 +199,8 @@ const lines = [
 if (clones) {
   lines.push(
     `${opt.clones} clones of the 1024 MiB guest (${clones.presentMiB.toFixed(0)} MiB of pages in the file), idle 5 s after the last started, firmware halted (no OS): ` +
-      `they added ${(clones.lazy / MiB).toFixed(0)} MiB of host memory restored lazily (one file, mapped copy-on-write) against ${(clones.eager / MiB).toFixed(0)} MiB restored eagerly ` +
-      "(each its own shm RAM); MemTotal - MemFree, page cache and shared memory included.",
+      `they hold ${(clones.lazy / MiB).toFixed(0)} MiB of host memory restored lazily (one file, mapped copy-on-write) against ${(clones.eager / MiB).toFixed(0)} MiB restored eagerly ` +
+      "(each its own shm RAM): the QEMUs' private pages plus the shared ones once (the save file's pages in the page cache; the eager guests' shm RAM).",
     "",
   );
 }
