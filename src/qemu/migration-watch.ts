@@ -43,6 +43,12 @@ export interface WatchOptions {
 }
 
 const DEFAULT_POLL_MS = 20;
+/**
+ * Polled faster at first: a device-state save or a lazy restore's load ends within tens of milliseconds,
+ * and a 20 ms poll would add half of that again on average (an instant restore is judged in milliseconds).
+ */
+const FIRST_POLL_MS = 2;
+const FAST_POLLING_S = 0.2;
 
 /**
  * Resolves when QEMU reports the migration completed, failed or cancelled; throws CancelledError instead
@@ -62,7 +68,7 @@ export async function watchMigration(qmp: QmpClient, o: WatchOptions): Promise<O
     if (ended && o.signal?.aborted) throw new CancelledError();
     if (status === "completed") return { kind: "completed", info, seconds };
     if (ended) return { kind: "failed", info, status };
-    await sleepUnlessAborted(o.pollMs ?? DEFAULT_POLL_MS, o.cancelNow);
+    await sleepUnlessAborted(o.pollMs ?? (seconds < FAST_POLLING_S ? FIRST_POLL_MS : DEFAULT_POLL_MS), o.cancelNow);
   }
 }
 
