@@ -4,17 +4,19 @@ import { defineCommand } from "citty";
 import { OptionError } from "../errors.ts";
 import { DEFAULT_QEMU_CHANNELS, qemuRestore, qemuSave, type MigrationProgress, type QemuRestoreResult, type QemuSaveResult } from "../qemu/drive.ts";
 import { MAX_QEMU_CHANNELS } from "../qemu/migration-settings.ts";
-import { intOption } from "./args.ts";
+import { intOption, sharedArgs } from "./args.ts";
 import { EXAMPLES } from "./run.ts";
 import { bytes } from "./text.ts";
 
+// --channels, --direct-io, --json and --progress are the shared definitions (args.ts): one description
+// and one range for every command, checked by run.ts before this command runs.
 const commonArgs = {
-  qmp: { type: "string", description: "The QEMU's QMP socket (-qmp unix:PATH,server=on,wait=off); nothing else may be connected to it", valueHint: "socket" },
-  file: { type: "positional", description: "The migration file", required: false },
-  channels: { type: "string", description: `multifd channels, 1 to ${MAX_QEMU_CHANNELS}`, default: String(DEFAULT_QEMU_CHANNELS), valueHint: "n" },
-  "direct-io": { type: "boolean", description: "Channels use O_DIRECT, bypassing the page cache (QEMU 9.1+; the file system must support it)" },
-  json: { type: "boolean", description: "Print a JSON summary instead of text" },
-  progress: { type: "boolean", description: "Progress on stderr (default: when stderr is a terminal)" },
+  qmp: { type: "string", description: "The QEMU's QMP socket (-qmp unix:PATH,server=on,wait=off); nothing else may be connected to it", valueHint: "socket", required: true },
+  file: { type: "positional", description: "The migration file", required: true },
+  channels: sharedArgs.channels,
+  "direct-io": sharedArgs["direct-io"],
+  json: sharedArgs.json,
+  progress: sharedArgs.progress,
 } as const;
 
 interface CommonArgs {
