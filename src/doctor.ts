@@ -5,7 +5,7 @@ import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import * as libc from "../ffi/libc.ts";
-import { OptionError } from "./errors.ts";
+import { RefusedError } from "./errors.ts";
 import { spaceBound } from "./format/layout.ts";
 import { dirSpace } from "./io/filesystem.ts";
 import { DEFAULT_CHANNELS } from "./options.ts";
@@ -102,9 +102,11 @@ function probeDirect(dir: string): DoctorReport["directIo"] {
 }
 
 export function doctor(path: string, imageBytes?: number): DoctorReport {
-  const isDir = existsSync(path) && statSync(path).isDirectory();
-  const dir = isDir ? path : dirname(path);
-  if (!existsSync(dir)) throw new OptionError(`${dir} does not exist`);
+  // A missing PATH is an error, not a reason to look at its parent: a mistyped folder would otherwise get
+  // another folder's verdict (its file system, its free space) under its own name.
+  const st = statSync(path, { throwIfNoEntry: false });
+  if (!st) throw new RefusedError(`${path} does not exist: give the folder saves will go to (create it first)`);
+  const dir = st.isDirectory() ? path : dirname(path);
   const space = dirSpace(dir);
   const fs = space.fs;
   const mount = mountOf(dir);

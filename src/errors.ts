@@ -23,12 +23,17 @@ export class RefusedError extends RamsnapError {
   readonly exitCode = 1;
 }
 
-/** The operation was stopped by the user (Ctrl-C) or by a caller's AbortSignal. */
+/**
+ * The operation was stopped by the user (Ctrl-C) or by a caller's AbortSignal. The exit status follows the
+ * shell's 128 + signal rule: 130 for SIGINT (the default), 143 for SIGTERM, so a service manager can tell
+ * a stop it asked for from a user's Ctrl-C.
+ */
 export class CancelledError extends RamsnapError {
   override name = "CancelledError";
-  readonly exitCode = 130;
-  constructor(message = "cancelled") {
+  readonly exitCode: number;
+  constructor(message = "cancelled", exitCode = 130) {
     super(message);
+    this.exitCode = exitCode;
   }
 }
 

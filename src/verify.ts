@@ -37,7 +37,10 @@ export interface BlockVerdict {
   present: number;
   /** The image it was compared with, if any. */
   image?: string;
-  differing: number;
+  /** What its pages were checked against: an image (--block), the manifest's hashes, both, or nothing. */
+  checkedAgainst: ("image" | "manifest")[];
+  /** Pages that differ from the image; null when no image was given (then nothing was compared). */
+  differing: number | null;
   first?: { page: number; offset: number; fileOffset: number | null; problem: Mismatch };
 }
 
@@ -53,6 +56,11 @@ export interface VerifyReport {
   warnings: string[];
   /** The manifest check, when the file has one. */
   manifest?: ManifestCheck;
+  /**
+   * Which blocks had their pages checked (against an image or the manifest): "all", "some", or "none",
+   * when only the structure was checked. `ok` with "none" says nothing about the pages.
+   */
+  pagesChecked: "all" | "some" | "none";
 }
 
 /** Pages read per call when comparing runs of present pages. */
@@ -82,10 +90,12 @@ export function verify(o: VerifyOptions): VerifyReport {
     let done = 0;
     const blocks = map.blocks.map((bp): BlockVerdict => {
       const b = bp.info;
-      const v: BlockVerdict = { name: b.name, length: b.length, pages: b.pages, present: b.present, differing: 0 };
+      const v: BlockVerdict = { name: b.name, length: b.length, pages: b.pages, present: b.present, checkedAgainst: [], differing: null };
       const r = regions.get(b.name);
       if (!r) return v;
       v.image = r.name;
+      v.checkedAgainst.push("image");
+      v.differing = 0;
       if (r.length !== b.length) {
         v.differing = b.pages;
         v.first = { page: 0, offset: 0, fileOffset: null, problem: "size differs" };
@@ -97,10 +107,18 @@ export function verify(o: VerifyOptions): VerifyReport {
       return v;
     });
     const sums = o.manifest ?? findManifest(o.path);
-    const manifest = sums ? checkFile(sums, readManifest(sums), file, info, map.blocks) : undefined;
+    const sumsOf = sums ? readManifest(sums) : undefined;
+    const manifest = sums && sumsOf ? checkFile(sums, sumsOf, file, info, map.blocks) : undefined;
+    if (sumsOf && manifest) {
+      for (const v of blocks) if (sumsOf.blocks.some((m) => m.name === v.name) && !manifest.mismatched.includes(v.name)) v.checkedAgainst.push("manifest");
+    }
+    // Blocks QEMU does not save (shared memory, x-ignore-shared) have no pages to check.
+    const saved = blocks.filter((v) => !info.blocks.find((b) => b.name === v.name)?.shared);
+    const checked = saved.filter((v) => v.checkedAgainst.length > 0).length;
     return {
       file: o.path,
-      ok: blocks.every((b) => b.differing === 0) && (manifest?.ok ?? true),
+      ok: blocks.every((b) => !b.differing) && (manifest?.ok ?? true),
+      pagesChecked: checked === 0 ? "none" : checked === saved.length ? "all" : "some",
       ...(manifest ? { manifest } : {}),
       ramFormat: info.ramFormat,
       sections: info.sections.length,
@@ -121,7 +139,7 @@ export function verify(o: VerifyOptions): VerifyReport {
 function compareBlock(file: MainFile, bp: BlockPages, image: MemoryRegion, buf: libc.AlignedBuffer, zeroPage: number, v: BlockVerdict, signal?: AbortSignal): void {
   const ps = bp.info.length / bp.info.pages;
   const note = (page: number, fileOffset: number | null, problem: Mismatch) => {
-    v.differing++;
+    v.differing = (v.differing ?? 0) + 1;
     v.first ??= { page, offset: page * ps, fileOffset, problem };
   };
   for (let first = 0; first < bp.info.pages; first += WINDOW_PAGES) {

@@ -105,7 +105,8 @@ describe.skipIf(!requireQemu())("fuzzing inspect, verify and restore", () => {
           expect(r.stderr, what).toBe("");
           continue;
         }
-        if (command === "verify" && !fails) expect(r.code, what).toBe(1); // a manifest mismatch: a report, exit 1
+        // a report, not an error: 1 for a manifest mismatch, 3 for a sound structure with no manifest to check pages against
+        if (command === "verify" && !fails) expect([1, 3], what).toContain(r.code);
         else {
           expect(fails, what).toBe(true);
           expect([1, 2], what).toContain(r.code);

@@ -125,7 +125,7 @@ describe("ramsnap inspect", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout);
-    expect(report.base).toBe(4096);
+    expect(report.offset).toBe(4096); // the key save and --offset use (docs/json.md)
     expect(report.complete).toBe(true);
     expect(report.blocks.map((b: { headerOffset: number; pagesOffset: number }) => [b.headerOffset, b.pagesOffset])).toEqual([
       [0x106f, 0x100000],

@@ -216,7 +216,8 @@ describe.skipIf(!requireQemu())("round trips with QEMU 10", () => {
       const out = path("x-cli");
       const j = await ramsnapJson("extract", sparseMapped.file, "-o", out, "--channels", "4", "--direct-io");
       expect(j).toMatchObject({ file: sparseMapped.file, dir: out, ramFormat: "mapped-ram" });
-      expect(j.blocks).toEqual(extractedSparse.blocks);
+      // the library names each raw file inside the folder; --json gives its absolute path (docs/json.md)
+      expect(j.blocks).toEqual(extractedSparse.blocks.map((b) => ({ ...b, file: join(out, b.file) })));
       expectSameBytes(await Bun.file(join(out, "ram0.raw")).bytes(), sparseMapped.shm[0]!, "CLI-extracted ram0.raw vs guest RAM");
       for (const b of extractedSparse.blocks) {
         expectSameBytes(await Bun.file(join(out, b.file)).bytes(), await Bun.file(join(path("x-sparse-mapped"), b.file)).bytes(), `CLI vs library extract of ${b.name}`);
@@ -297,7 +298,7 @@ describe.skipIf(!requireQemu())("round trips with QEMU 10", () => {
 
     const out = path("like.ram");
     const j = await ramsnapJson("save", "--like", scatteredMapped.file, "-o", out, "--block", `ram0=${editedPath}`, "--channels", "4", "--direct-io");
-    expect(j.blocks.find((b: any) => b.name === "ram0")).toMatchObject({ from: editedPath, pagesWritten: SCATTERED.nonZeroCount });
+    expect(j.blocks.find((b: any) => b.name === "ram0")).toMatchObject({ from: editedPath, present: SCATTERED.nonZeroCount });
 
     // Same configuration (machine type, capabilities), same device sections byte for byte, same trailer size.
     const before = inspectFile(scatteredMapped.file);
@@ -381,7 +382,7 @@ describe.skipIf(!requireQemu())("round trips with QEMU 10", () => {
 
       // inspect --offset (CLI) and the library agree; without the offset there is no stream at 0.
       const i = await ramsnapJson("inspect", file, "--offset", "4096");
-      expect(i).toMatchObject({ complete: true, base: 4096, ramFormat: "mapped-ram" });
+      expect(i).toMatchObject({ complete: true, offset: 4096, ramFormat: "mapped-ram" });
       const count = (from: number, to: number) => pattern.nonZeroPages.subarray(from, to).reduce((s, v) => s + v, 0);
       const pagesPerNode = half / PAGE;
       expect(i.blocks.slice(0, 2).map((b: any) => [b.name, b.length, b.present])).toEqual([
@@ -393,7 +394,7 @@ describe.skipIf(!requireQemu())("round trips with QEMU 10", () => {
       // extract --offset (CLI, direct I/O): one raw file per backend.
       const x = path("x-numa");
       const j = await ramsnapJson("extract", file, "-o", x, "--offset", "4096", "--channels", "4", "--direct-io");
-      expect(j.blocks.slice(0, 2).map((b: any) => b.file)).toEqual(["m0.raw", "m1.raw"]);
+      expect(j.blocks.slice(0, 2).map((b: any) => b.file)).toEqual([join(x, "m0.raw"), join(x, "m1.raw")]); // absolute (docs/json.md)
       expectSameBytes(await Bun.file(join(x, "m0.raw")).bytes(), saved.shm[0]!, "extracted m0");
       expectSameBytes(await Bun.file(join(x, "m1.raw")).bytes(), saved.shm[1]!, "extracted m1");
 

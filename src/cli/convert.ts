@@ -2,10 +2,29 @@
 import { defineCommand } from "citty";
 import { convert, type ConvertResult } from "../convert/index.ts";
 import { OptionError } from "../errors.ts";
-import { pageArgs, sizeOption, transferArgs } from "./args.ts";
-import { print, withProgress } from "./report.ts";
+import { sharedArgs, sizeOption, transferArgs } from "./args.ts";
+import { abs, print, withProgress } from "./report.ts";
 import { EXAMPLES } from "./run.ts";
-import { bytes, table } from "./text.ts";
+import { bytes, plural, table } from "./text.ts";
+
+/**
+ * docs/json.md's convert object. The keys are the ones save and restore use for the same things: `file`
+ * is the file written, `writtenBytes` its page bytes, a block's `present` its pages in that file.
+ */
+export const convertJson = (r: ConvertResult) => ({
+  file: abs(r.output),
+  input: abs(r.input),
+  from: r.from,
+  to: r.to,
+  machineType: r.machineType,
+  blocks: r.blocks.map((b) => ({ name: b.name, length: b.length, present: b.pagesWritten, from: abs(b.from) })),
+  copied: r.copied,
+  writtenBytes: r.bytesWritten,
+  seconds: r.seconds,
+  gibPerSecond: r.gibPerSecond,
+  channels: r.channels,
+  directIo: r.directIo,
+});
 
 export const convertCommand = defineCommand({
   meta: { name: "convert", description: "Re-lay a QEMU save file as mapped-ram or classic, device state and trailer carried over" },
@@ -13,22 +32,24 @@ export const convertCommand = defineCommand({
     input: { type: "positional", description: "The QEMU save file to read", required: true },
     output: { type: "positional", description: "The file to write", required: true },
     to: { type: "enum", options: ["mapped-ram", "classic"], description: "The RAM format of the output", required: true },
-    channels: pageArgs.channels,
-    "direct-io": pageArgs["direct-io"],
-    offset: { type: "string", description: "Where the stream starts in INPUT", valueHint: "bytes" },
+    channels: sharedArgs.channels,
+    "direct-io": sharedArgs["direct-io"],
+    // --offset is INPUT's (the file read, as for every other reader); OUTPUT's has its own flag
+    offset: sharedArgs.offset,
     "output-offset": { type: "string", description: "Where the stream starts in OUTPUT (bytes before it are kept)", valueHint: "bytes" },
     manifest: { type: "boolean", description: "Also write OUTPUT.sums (mapped-ram output)" },
-    json: pageArgs.json,
+    json: sharedArgs.json,
+    progress: sharedArgs.progress,
   },
   async run({ args }) {
     if (args.input === args.output) throw new OptionError("INPUT and OUTPUT must be different files");
-    const t = transferArgs(args); // --offset is INPUT's here, read below with --output-offset
-    const r: ConvertResult = await withProgress("convert", args.json, (signal, bar) =>
+    const t = transferArgs(args);
+    const r: ConvertResult = await withProgress("convert", args, (signal, bar) =>
       convert({
         input: args.input,
         output: args.output,
         to: args.to as "mapped-ram" | "classic",
-        inputOffset: sizeOption("offset", args.offset),
+        inputOffset: t.offset,
         offset: sizeOption("output-offset", args["output-offset"]),
         manifest: args.manifest,
         channels: t.channels,
@@ -37,7 +58,7 @@ export const convertCommand = defineCommand({
         signal,
       }),
     );
-    print(args.json, r, () => renderConvert(r));
+    print(args.json, convertJson(r), () => renderConvert(r));
   },
 });
 EXAMPLES.set(
@@ -53,7 +74,7 @@ x-ignore-shared) are refused with the element named.`,
 
 export function renderConvert(r: ConvertResult): string {
   return (
-    `wrote ${r.output} (${r.to}) from ${r.input} (${r.from}) in ${r.seconds.toFixed(2)} s: ${r.copied} device sections and commands copied, ` +
-    `${bytes(r.bytesWritten)} of pages\n${table(r.blocks.map((b) => [b.name, bytes(b.length), `${b.pagesWritten} pages`, `from ${b.from}`]))}\n`
+    `wrote ${r.output} (${r.to}) from ${r.input} (${r.from}) in ${r.seconds.toFixed(2)} s: ${plural(r.copied, "device section or command", "device sections and commands")} copied, ` +
+    `${bytes(r.bytesWritten)} of pages\n${table(r.blocks.map((b) => [b.name, bytes(b.length), plural(b.pagesWritten, "page"), `from ${b.from}`]))}\n`
   );
 }

@@ -7,14 +7,15 @@ import * as libc from "../../ffi/libc.ts";
 import { OptionError } from "../errors.ts";
 import { mapFileForRead, mapFileForWrite } from "../memory/region.ts";
 import { fillPattern } from "../memory/synthetic.ts";
-import { DEFAULT_CHANNELS, MAX_CHANNELS } from "../options.ts";
+import { CancelledError } from "../errors.ts";
 import { restore } from "../restore.ts";
 import { save } from "../save.ts";
-import { intOption, sizeOption } from "./args.ts";
+import { sharedArgs, sizeOption, transferArgs } from "./args.ts";
 import { abortOnSigint, progressBar } from "./progress.ts";
-import { log } from "./log.ts";
+import { log, result } from "./log.ts";
+import { abs, printJson, wantsBar } from "./report.ts";
 import { EXAMPLES } from "./run.ts";
-import { bytes, table } from "./text.ts";
+import { bytes, plural, table } from "./text.ts";
 
 /** memcmp over two mapped files, in windows (a JS view is limited to 4 GiB). */
 function sameBytes(a: string, b: string): boolean {
@@ -47,15 +48,17 @@ export const demoCommand = defineCommand({
   args: {
     size: { type: "string", description: "Image size", default: "1G", valueHint: "bytes" },
     dir: { type: "string", description: "Where the save file goes (its file system is what gets measured)", default: tmpdir(), valueHint: "dir" },
-    channels: { type: "string", description: `Channels, 1 to ${MAX_CHANNELS}`, default: String(DEFAULT_CHANNELS), valueHint: "n" },
-    "direct-io": { type: "boolean", description: "Use O_DIRECT (--no-direct-io for buffered I/O)", default: true },
+    channels: sharedArgs.channels,
+    // on by default here: the demo shows the fast path (--no-direct-io measures the page cache instead)
+    "direct-io": { ...sharedArgs["direct-io"], default: true },
     keep: { type: "boolean", description: "Keep the image, the save file and the restored image" },
-    json: { type: "boolean", description: "Print a JSON summary" },
+    json: sharedArgs.json,
+    progress: sharedArgs.progress,
   },
   async run({ args }) {
     const size = sizeOption("size", args.size)!;
     if (size < 1 << 20 || size % 4096 !== 0) throw new OptionError("--size must be at least 1M and a multiple of 4K");
-    const channels = intOption("channels", args.channels, DEFAULT_CHANNELS, 0, MAX_CHANNELS);
+    const channels = transferArgs(args).channels;
     const directIo = args["direct-io"] !== false;
     const ram = mkdtempSync(join(ramDir(size), "ramsnap-demo-"));
     const work = mkdtempSync(join(args.dir, "ramsnap-demo-"));
@@ -63,6 +66,8 @@ export const demoCommand = defineCommand({
     const restored = join(ram, "restored.raw");
     const file = join(work, "image.ram");
     const sig = abortOnSigint();
+    const sbar = progressBar("save   ", wantsBar(args));
+    const rbar = progressBar("restore", wantsBar(args));
     try {
       if (!args.json) log.info(`making a ${bytes(size)} image (60% of 2 MiB units non-zero, 30% of the rest scattered) in ${ram}`);
       const img = mapFileForWrite(source, size);
@@ -73,39 +78,43 @@ export const demoCommand = defineCommand({
       } finally {
         img.release();
       }
-      const sbar = progressBar("save   ");
       const s = await save({ path: file, blocks: [{ name: "ram0", path: source }], channels, directIo, onProgress: sbar.update, signal: sig.signal });
       sbar.done();
-      const rbar = progressBar("restore");
       const r = await restore({ path: file, blocks: [{ name: "ram0", path: restored }], channels, directIo, onProgress: rbar.update, signal: sig.signal });
       rbar.done();
       const identical = sameBytes(source, restored);
       const allocated = libc.statx(file).allocated;
+      // docs/json.md: the same keys as save's and restore's objects for the same things
       const summary = {
-        size,
-        file,
+        file: abs(file),
+        totalBytes: size,
         channels,
         directIo,
         save: { seconds: s.seconds, gibPerSecond: s.gibPerSecond, writtenBytes: s.writtenBytes, ioCalls: s.ioCalls, pagesPresent: s.pagesPresent, pagesZero: s.pagesZero },
         restore: { seconds: r.seconds, gibPerSecond: r.gibPerSecond, readBytes: r.readBytes, ioCalls: r.ioCalls },
-        fileAllocatedBytes: allocated,
+        allocatedBytes: allocated,
         identical,
       };
-      if (args.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      if (args.json) printJson(summary);
       else {
-        process.stdout.write(
+        result(
           `${table([
             ["", "seconds", "GiB/s", "page bytes moved", "I/O calls"],
             ["save", s.seconds.toFixed(2), s.gibPerSecond.toFixed(2), bytes(s.writtenBytes), String(s.ioCalls)],
             ["restore", r.seconds.toFixed(2), r.gibPerSecond.toFixed(2), bytes(r.readBytes), String(r.ioCalls)],
           ])}\n` +
             `${bytes(size)} image, ${s.pagesPresent} pages present, ${s.pagesZero} zero; file ${bytes(allocated)} on disk; ` +
-            `${channels} channels, ${directIo ? "direct I/O" : "buffered I/O"}\n` +
+            `${plural(channels, "channel")}, ${directIo ? "direct I/O" : "buffered I/O"}\n` +
             `restored image ${identical ? "is identical to the source" : "DIFFERS from the source"}\n`,
         );
       }
       if (!identical) process.exitCode = 1;
+    } catch (e) {
+      if (e instanceof CancelledError) throw sig.cancelled(e.message);
+      throw e;
     } finally {
+      sbar.done(); // a bar left running keeps its timer, and the process, alive
+      rbar.done();
       sig.dispose();
       if (!args.keep) {
         rmSync(ram, { recursive: true, force: true });

@@ -1,21 +1,24 @@
 // `ramsnap diff`: which pages differ between two saves.
 import { defineCommand } from "citty";
 import { diff, type DiffReport } from "../diff.ts";
-import { pageArgs } from "./args.ts";
-import { print } from "./report.ts";
+import { sharedArgs } from "./args.ts";
+import { abs, print } from "./report.ts";
 import { EXAMPLES } from "./run.ts";
-import { bytes } from "./text.ts";
+import { bytes, plural } from "./text.ts";
+
+/** docs/json.md's diff object: `a` and `b` are the two files, absolute; page bytes read are `readBytes`, as in restore. */
+export const diffJson = ({ bytesRead, ...r }: DiffReport) => ({ ...r, a: abs(r.a), b: abs(r.b), readBytes: bytesRead });
 
 export const diffCommand = defineCommand({
   meta: { name: "diff", description: "Which pages differ between two saves of the same RAM blocks" },
   args: {
     a: { type: "positional", description: "First save file", required: true },
     b: { type: "positional", description: "Second save file", required: true },
-    json: pageArgs.json,
+    json: sharedArgs.json,
   },
   run({ args }) {
     const r = diff({ a: args.a, b: args.b });
-    print(args.json, r, () => renderDiff(r));
+    print(args.json, diffJson(r), () => renderDiff(r));
     if (!r.same) process.exitCode = 1;
   },
 });
@@ -31,8 +34,8 @@ export function renderDiff(r: DiffReport): string {
   const lines = [`${r.a} vs ${r.b}: ${r.same ? "same RAM" : "RAM differs"} (${bytes(r.bytesRead)} of pages read)`];
   for (const b of r.blocks) {
     const shown = b.ranges.slice(0, 8).map(([p, n]) => (n === 1 ? `${p}` : `${p}-${p + n - 1}`));
-    const more = b.ranges.length > 8 ? `, ... (${b.ranges.length} ranges)` : "";
-    lines.push(`  ${b.name}: ${b.differing} of ${b.pages} pages differ${b.differing ? `: ${shown.join(", ")}${more}` : ""}`);
+    const more = b.ranges.length > 8 ? `, ... (${plural(b.ranges.length, "range")})` : "";
+    lines.push(`  ${b.name}: ${b.differing} of ${plural(b.pages, "page")} ${b.differing === 1 ? "differs" : "differ"}${b.differing ? `: ${shown.join(", ")}${more}` : ""}`);
   }
   if (r.onlyInA.length) lines.push(`  only in ${r.a}: ${r.onlyInA.join(", ")}`);
   if (r.onlyInB.length) lines.push(`  only in ${r.b}: ${r.onlyInB.join(", ")}`);

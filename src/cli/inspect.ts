@@ -1,15 +1,16 @@
+// `ramsnap inspect`: what a QEMU migration file holds, and whether it is complete.
 import { defineCommand } from "citty";
 import { inspectFile, type InspectReport } from "../inspect.ts";
-import { OptionError } from "../errors.ts";
+import { sharedArgs, sizeOption } from "./args.ts";
+import { abs, print } from "./report.ts";
 import { EXAMPLES } from "./run.ts";
-import { bytes, fields, hex, parseSize, table } from "./text.ts";
+import { bytes, fields, hex, plural, table } from "./text.ts";
 
-export function offsetOption(text: string | undefined): number {
-  if (text === undefined) return 0;
-  const v = parseSize(text);
-  if (v === null) throw new OptionError(`--offset ${text} is not a size (examples: 4096, 0x1000, 4K, 1M)`);
-  return v;
-}
+/** docs/json.md's inspect object: `file` absolute, and the stream's start is `offset`, the key save and --offset use. */
+export const inspectJson = ({ base, ...r }: InspectReport) => {
+  const { file, complete, version, ...rest } = r;
+  return { file: abs(file), complete, version, offset: base, ...rest };
+};
 
 export function renderReport(r: InspectReport): string {
   const out: string[] = [];
@@ -60,7 +61,7 @@ export function renderReport(r: InspectReport): string {
   ]);
   out.push(table([["offset", "type", "id", "name", "inst", "ver", "payload", ""], ...rows]));
   out.push("", r.eofOffset >= 0 ? `EOF at ${hex(r.eofOffset)}` : "no EOF: the save did not finish");
-  out.push(r.trailer ? `trailer at ${hex(r.trailer.offset)}: ${r.trailer.length} bytes of JSON describing ${r.trailer.devices} devices` : "no trailer");
+  out.push(r.trailer ? `trailer at ${hex(r.trailer.offset)}: ${plural(r.trailer.length, "byte")} of JSON describing ${plural(r.trailer.devices, "device")}` : "no trailer");
   for (const n of r.notes) out.push(`note: ${n}`);
   return `${out.join("\n")}\n`;
 }
@@ -69,12 +70,12 @@ export const inspectCommand = defineCommand({
   meta: { name: "inspect", description: "Describe a QEMU migration file: configuration, RAM blocks, sections, completeness" },
   args: {
     file: { type: "positional", description: "The migration file (mapped-ram or classic)", required: true },
-    offset: { type: "string", description: "Where the stream starts in the file, as given to QEMU's file:...,offset=", valueHint: "bytes" },
-    json: { type: "boolean", description: "Print one JSON object instead of text (stable field names, for scripts)" },
+    offset: sharedArgs.offset,
+    json: sharedArgs.json,
   },
   run({ args }) {
-    const report = inspectFile(args.file, { offset: offsetOption(args.offset) });
-    process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report));
+    const report = inspectFile(args.file, { offset: sizeOption("offset", args.offset) ?? 0 });
+    print(args.json, inspectJson(report), () => renderReport(report));
   },
 });
 

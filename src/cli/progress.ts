@@ -1,45 +1,84 @@
-// A one-line progress bar on stderr, drawn only on a terminal (piped output stays clean for scripts).
+// Progress on stderr (cli-progress) and interruption (Ctrl-C, SIGTERM) for the commands that move pages.
+import cliProgress from "cli-progress";
 import type { Progress } from "../channels/session.ts";
+import { CancelledError } from "../errors.ts";
 import { bytes } from "./text.ts";
 
-export function progressBar(label: string, enabled = process.stderr.isTTY === true): { update: (p: Progress) => void; done: () => void } {
-  let last = 0;
-  let drawn = false;
-  const update = (p: Progress) => {
-    const now = performance.now();
-    if (!enabled || (now - last < 100 && p.doneBytes < p.totalBytes)) return;
-    last = now;
-    const frac = p.totalBytes ? p.doneBytes / p.totalBytes : 1;
-    const width = 30;
-    const fill = Math.round(frac * width);
-    const rate = p.seconds > 0 ? p.doneBytes / p.seconds : 0;
-    const eta = rate > 0 ? (p.totalBytes - p.doneBytes) / rate : 0;
-    const line =
-      `${label} [${"#".repeat(fill)}${"-".repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}%  ` +
-      `${bytes(p.doneBytes)} / ${bytes(p.totalBytes)}  ${(rate / 2 ** 30).toFixed(2)} GiB/s  ETA ${eta.toFixed(0)}s`;
-    process.stderr.write(`\r${line}\x1b[K`);
-    drawn = true;
-  };
-  const done = () => {
-    if (drawn) process.stderr.write("\r\x1b[K");
-  };
-  return { update, done };
+export interface Bar {
+  update: (p: Progress) => void;
+  done: () => void;
 }
 
-/** Aborts on the first Ctrl-C (the operation then cleans up); a second one exits at once. */
-export function abortOnSigint(): { signal: AbortSignal; dispose: () => void } {
-  const ac = new AbortController();
-  const handler = () => {
-    if (ac.signal.aborted) process.exit(130);
-    ac.abort();
+/**
+ * A bar redrawn in place on a terminal. `enabled` (from --progress) forces it on a pipe too, where
+ * cli-progress writes one plain line a second instead (a log keeps a readable trace, with no colour or
+ * cursor codes); by default it shows only when stderr is a terminal, so piped output stays clean.
+ * It starts at the first report, when the total is known and pages are moving.
+ */
+export function progressBar(label: string, enabled = process.stderr.isTTY === true): Bar {
+  if (!enabled) return { update: () => {}, done: () => {} };
+  const bar = new cliProgress.SingleBar({
+    format: `${label} [{bar}] {percentage}%  {done} / {all}  {rate} GiB/s  ETA {eta}s`,
+    barCompleteChar: "#",
+    barIncompleteChar: "-",
+    barsize: 30,
+    hideCursor: true,
+    clearOnComplete: true,
+    noTTYOutput: true,
+    notTTYSchedule: 1000,
+    stream: process.stderr,
+  });
+  let started = false;
+  const payload = (p: Progress) => ({
+    done: bytes(p.doneBytes),
+    all: bytes(p.totalBytes),
+    rate: (p.seconds > 0 ? p.doneBytes / p.seconds / 2 ** 30 : 0).toFixed(2),
+  });
+  return {
+    update: (p) => {
+      if (!started) {
+        bar.start(p.totalBytes, p.doneBytes, payload(p));
+        started = true;
+      } else bar.update(p.doneBytes, payload(p));
+    },
+    done: () => {
+      if (started) bar.stop();
+      started = false;
+    },
   };
-  process.on("SIGINT", handler);
-  process.on("SIGTERM", handler);
+}
+
+const SIGNAL_STATUS = { SIGINT: 130, SIGTERM: 143 } as const;
+type Interrupt = keyof typeof SIGNAL_STATUS;
+
+export interface Interruption {
+  signal: AbortSignal;
+  /** The CancelledError to report for an operation the signal stopped, with the signal's exit status. */
+  cancelled(message?: string): CancelledError;
+  dispose(): void;
+}
+
+/**
+ * Aborts on the first Ctrl-C or SIGTERM (the operation then cleans up and reports it, exit 130 or 143);
+ * a second one exits at once with the same rule.
+ */
+export function abortOnSigint(): Interruption {
+  const ac = new AbortController();
+  let received: Interrupt = "SIGINT";
+  const handlers = (Object.keys(SIGNAL_STATUS) as Interrupt[]).map((name) => {
+    const handler = () => {
+      if (ac.signal.aborted) process.exit(SIGNAL_STATUS[name]);
+      received = name;
+      ac.abort();
+    };
+    process.on(name, handler);
+    return [name, handler] as const;
+  });
   return {
     signal: ac.signal,
+    cancelled: (message = "cancelled") => new CancelledError(message, SIGNAL_STATUS[received]),
     dispose: () => {
-      process.off("SIGINT", handler);
-      process.off("SIGTERM", handler);
+      for (const [name, handler] of handlers) process.off(name, handler);
     },
   };
 }

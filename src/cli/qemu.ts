@@ -6,18 +6,20 @@ import { DEFAULT_QEMU_CHANNELS, qemuRestore, qemuSave, type MigrationProgress, t
 import { MAX_QEMU_CHANNELS } from "../qemu/migration-settings.ts";
 import { inspectFile } from "../inspect.ts";
 import { backendArgs, commandLine } from "../qemu/lazy.ts";
-import { intOption, sizeOption } from "./args.ts";
+import { intOption, sharedArgs, sizeOption } from "./args.ts";
 import { log } from "./log.ts";
 import { EXAMPLES } from "./run.ts";
 import { bytes } from "./text.ts";
 
+// --channels, --direct-io, --json and --progress are the shared definitions (args.ts): one description
+// and one range for every command, checked by run.ts before this command runs.
 const commonArgs = {
-  qmp: { type: "string", description: "The QEMU's QMP socket (-qmp unix:PATH,server=on,wait=off); nothing else may be connected to it", valueHint: "socket" },
-  file: { type: "positional", description: "The migration file", required: false },
-  channels: { type: "string", description: `multifd channels, 1 to ${MAX_QEMU_CHANNELS}`, default: String(DEFAULT_QEMU_CHANNELS), valueHint: "n" },
-  "direct-io": { type: "boolean", description: "Channels use O_DIRECT, bypassing the page cache (QEMU 9.1+; the file system must support it)" },
-  json: { type: "boolean", description: "Print a JSON summary instead of text" },
-  progress: { type: "boolean", description: "Progress on stderr (default: when stderr is a terminal)" },
+  qmp: { type: "string", description: "The QEMU's QMP socket (-qmp unix:PATH,server=on,wait=off); nothing else may be connected to it", valueHint: "socket", required: true },
+  file: { type: "positional", description: "The migration file", required: true },
+  channels: sharedArgs.channels,
+  "direct-io": sharedArgs["direct-io"],
+  json: sharedArgs.json,
+  progress: sharedArgs.progress,
   pages: {
     type: "enum",
     options: ["auto", "ramsnap", "qemu"] as string[],
@@ -284,7 +286,7 @@ and backends: ramsnap checks the file against it first (QEMU itself would load a
 without a word). After the load the guest is paused if QEMU was started with -S (resume it with
 --resume, or later with the QMP command cont), running otherwise. Channels and direct I/O need not
 match the save. When the destination's memory backends are shared files (--pages auto or ramsnap),
-ramsnap writes their pages itself and QEMU loads only the rest; otherwise QEMU loads every page.`,
+their pages are written by ramsnap's channels and QEMU loads only the rest; otherwise QEMU loads every page.`,
 );
 
 EXAMPLES.set(

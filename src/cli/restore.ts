@@ -1,28 +1,42 @@
+// `ramsnap restore`: RAM images from a mapped-ram file, through the channels.
 import { defineCommand } from "citty";
 import { parseBlockArg } from "../options.ts";
 import { restore, type RestoreResult } from "../restore.ts";
 import { OptionError } from "../errors.ts";
 import { pageArgs, repeated, transferArgs } from "./args.ts";
-import { abortOnSigint, progressBar } from "./progress.ts";
+import { abs, print, withProgress } from "./report.ts";
 import { EXAMPLES } from "./run.ts";
-import { bytes, table } from "./text.ts";
+import { bytes, plural, table } from "./text.ts";
 
 export function renderRestore(r: RestoreResult): string {
   const rows = r.blocks.map((b) => [b.name, bytes(b.length), `${b.present} present`, `-> ${b.target}`]);
   const skipped = r.skipped.length ? `not restored (no --block given): ${r.skipped.join(", ")}\n` : "";
   const verified = r.verifiedWith ? `every restored extent matches ${r.verifiedWith}\n` : "";
   return (
-    `restored ${r.blocks.length} block${r.blocks.length === 1 ? "" : "s"} (${bytes(r.totalBytes)}) from ${r.file} in ${r.seconds.toFixed(2)} s: ` +
-    `${r.gibPerSecond.toFixed(2)} GiB/s, ${r.channels} channel${r.channels === 1 ? "" : "s"}, ${r.directIo ? "direct I/O" : "buffered I/O"}, ` +
-    `${bytes(r.readBytes)} read in ${r.ioCalls} calls\n${table(rows)}\n${skipped}${verified}`
+    `restored ${plural(r.blocks.length, "block")} (${bytes(r.totalBytes)}) from ${r.file} in ${r.seconds.toFixed(2)} s: ` +
+    `${r.gibPerSecond.toFixed(2)} GiB/s, ${plural(r.channels, "channel")}, ${r.directIo ? "direct I/O" : "buffered I/O"}, ` +
+    `${bytes(r.readBytes)} read in ${plural(r.ioCalls, "call")}\n${table(rows)}\n${skipped}${verified}`
   );
 }
+
+/** docs/json.md's restore object: the library's result with its paths absolute ("fd N" stays as it is). */
+export const restoreJson = (r: RestoreResult, fd?: number) => ({
+  ...r,
+  file: fd === undefined ? abs(r.file) : r.file,
+  blocks: r.blocks.map((b) => ({ ...b, target: abs(b.target) })),
+  ...(r.verifiedWith ? { verifiedWith: abs(r.verifiedWith) } : {}),
+});
 
 export const restoreCommand = defineCommand({
   meta: { name: "restore", description: "Restore RAM images from a mapped-ram file (written by ramsnap or QEMU)" },
   args: {
-    file: { type: "positional", description: "The mapped-ram file (omit with --fd)", required: false },
-    block: { type: "string", description: "A block to restore: its name in the file and the target file (created or resized); repeat for more", valueHint: "name=path" },
+    file: { type: "positional", description: "The mapped-ram file (required unless --fd)", required: false },
+    block: {
+      type: "string",
+      description: "A block to restore: its name in the file and the target file (created or resized); repeat for more",
+      valueHint: "name=path",
+      required: true,
+    },
     ...pageArgs,
     verify: { type: "boolean", description: "Check the file's main stream and every restored 1 MiB against FILE.sums (save --manifest writes it)" },
   },
@@ -32,23 +46,17 @@ export const restoreCommand = defineCommand({
     const fd = t.fd;
     if (fd === undefined && !args.file) throw new OptionError("say which file to restore (or --fd N)");
     if (fd !== undefined && args.file) throw new OptionError("give FILE or --fd, not both");
-    const bar = progressBar("restore", args.progress ?? undefined);
-    const sig = abortOnSigint();
-    try {
-      const r = await restore({
+    const r = await withProgress("restore", args, (signal, bar) =>
+      restore({
         ...t,
         path: args.file,
         blocks: blocks.map((b) => ({ name: b.name, path: b.path })),
         verify: args.verify,
         onProgress: bar.update,
-        signal: sig.signal,
-      });
-      bar.done();
-      process.stdout.write(args.json ? `${JSON.stringify(r, null, 2)}\n` : renderRestore(r));
-    } finally {
-      bar.done();
-      sig.dispose();
-    }
+        signal,
+      }),
+    );
+    print(args.json, restoreJson(r, fd), () => renderRestore(r));
   },
 });
 

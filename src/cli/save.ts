@@ -1,30 +1,46 @@
+// `ramsnap save`: RAM images into one mapped-ram file, or a QEMU save with RAM replaced (--like).
+import { statSync } from "node:fs";
 import { defineCommand } from "citty";
 import { parseBlockArg } from "../options.ts";
 import { save, type SaveResult } from "../save.ts";
-import { CancelledError, OptionError } from "../errors.ts";
+import { OptionError } from "../errors.ts";
 import { DEFAULT_MACHINE_TYPE } from "../format/constants.ts";
 import { pageArgs, repeated, transferArgs } from "./args.ts";
-import { abortOnSigint, progressBar } from "./progress.ts";
+import { abs, print, withProgress } from "./report.ts";
 import { EXAMPLES } from "./run.ts";
-import { bytes, table } from "./text.ts";
+import { bytes, plural, table } from "./text.ts";
 import { convert } from "../convert/index.ts";
-import { renderConvert } from "./convert.ts";
+import { convertJson, renderConvert } from "./convert.ts";
 
 export function renderSave(r: SaveResult): string {
   const rows = r.blocks.map((b) => [b.name, bytes(b.length), `${b.present} present`, `${b.zero} zero`]);
   return (
-    `saved ${r.blocks.length} block${r.blocks.length === 1 ? "" : "s"} (${bytes(r.totalBytes)}) to ${r.file} in ${r.seconds.toFixed(2)} s: ` +
-    `${r.gibPerSecond.toFixed(2)} GiB/s, ${r.channels} channel${r.channels === 1 ? "" : "s"}, ${r.directIo ? "direct I/O" : "buffered I/O"}, ` +
-    `${bytes(r.writtenBytes)} of pages written in ${r.ioCalls} calls` +
+    `saved ${plural(r.blocks.length, "block")} (${bytes(r.totalBytes)}) to ${r.file} in ${r.seconds.toFixed(2)} s: ` +
+    `${r.gibPerSecond.toFixed(2)} GiB/s, ${plural(r.channels, "channel")}, ${r.directIo ? "direct I/O" : "buffered I/O"}, ` +
+    `${bytes(r.writtenBytes)} of pages written in ${plural(r.ioCalls, "call")}` +
     `${r.sourceHoleBytes > 0 ? `; ${bytes(r.sourceHoleBytes)} of the sources were holes, not read` : ""}\n${table(rows)}\n${r.manifest ? `manifest: ${r.manifest}\n` : ""}`
   );
+}
+
+/** docs/json.md's save object: the library's result with its paths absolute ("fd N" stays as it is). */
+export const saveJson = (r: SaveResult, fd?: number) => ({ ...r, file: fd === undefined ? abs(r.file) : r.file, ...(r.manifest ? { manifest: abs(r.manifest) } : {}) });
+
+/** What a cancelled save left at its target: a save replaces a file only once complete (io/output.ts). */
+function cancelledMessage(output: string | undefined, existed: boolean): string {
+  if (output === undefined) return "cancelled; the file on the descriptor has no EOF and will not load";
+  return existed ? `cancelled; ${output} was not changed (the previous save is intact)` : `cancelled; ${output} was not created`;
 }
 
 export const saveCommand = defineCommand({
   meta: { name: "save", description: "Save RAM images into one mapped-ram file that QEMU can load" },
   args: {
-    output: { type: "string", alias: "o", description: "The file to write (created; bytes before --offset kept)", valueHint: "file" },
-    block: { type: "string", description: "A RAM block: its name in QEMU and the file holding it; repeat for more blocks, in order", valueHint: "name=path" },
+    output: { type: "string", alias: "o", description: "The file to write (required unless --fd; replaced only once complete)", valueHint: "file" },
+    block: {
+      type: "string",
+      description: "A RAM block: its name in QEMU and the file holding it; repeat for more blocks, in order",
+      valueHint: "name=path",
+      required: true,
+    },
     machine: { type: "string", description: "Machine type written in the file; QEMU loads only files of its own machine type", default: DEFAULT_MACHINE_TYPE, valueHint: "type" },
     manifest: { type: "boolean", description: "Also write FILE.sums: a hash of every 1 MiB of RAM and of the main stream, for verify and restore --verify" },
     like: { type: "string", description: "Take configuration, device state and trailer from this QEMU save of the same VM; blocks not given keep its pages", valueHint: "file" },
@@ -36,47 +52,50 @@ export const saveCommand = defineCommand({
     const fd = t.fd;
     if (fd === undefined && !args.output) throw new OptionError("say where to save: -o FILE (or --fd N)");
     if (fd !== undefined && args.output) throw new OptionError("give -o FILE or --fd, not both");
-    const bar = progressBar("save", args.progress ?? undefined);
-    const sig = abortOnSigint();
-    try {
-      if (args.like !== undefined) {
-        if (fd !== undefined || args["direct-fd"] !== undefined) throw new OptionError("--like writes to -o FILE, not to descriptors");
-        if (rawArgs.some((a) => a === "--machine" || a.startsWith("--machine="))) throw new OptionError("--like takes the machine type from the QEMU file; drop --machine");
-        if (args.output === args.like) throw new OptionError("-o and --like must be different files");
-        const r = await convert({
-          input: args.like,
-          output: args.output!,
-          to: "mapped-ram",
-          replace: blocks.map((b) => ({ name: b.name, path: b.path })),
-          channels: t.channels,
-          directIo: t.directIo,
-          offset: t.offset,
+    const target = args.output ? statSync(args.output, { throwIfNoEntry: false }) : undefined;
+    if (target?.isDirectory()) throw new OptionError(`-o ${args.output} is a directory; give a file name`);
+    const cancelled = () => cancelledMessage(args.output, target !== undefined);
+    if (args.like !== undefined) {
+      if (fd !== undefined || args["direct-fd"] !== undefined) throw new OptionError("--like writes to -o FILE, not to descriptors");
+      if (rawArgs.some((a) => a === "--machine" || a.startsWith("--machine="))) throw new OptionError("--like takes the machine type from the QEMU file; drop --machine");
+      if (args.output === args.like) throw new OptionError("-o and --like must be different files");
+      const r = await withProgress(
+        "save",
+        args,
+        (signal, bar) =>
+          convert({
+            input: args.like!,
+            output: args.output!,
+            to: "mapped-ram",
+            replace: blocks.map((b) => ({ name: b.name, path: b.path })),
+            channels: t.channels,
+            directIo: t.directIo,
+            offset: t.offset,
+            manifest: args.manifest,
+            onProgress: bar.update,
+            signal,
+          }),
+        cancelled,
+      );
+      print(args.json, convertJson(r), () => renderConvert(r));
+      return;
+    }
+    const r = await withProgress(
+      "save",
+      args,
+      (signal, bar) =>
+        save({
+          ...t,
+          path: args.output,
+          blocks: blocks.map((b) => ({ name: b.name, path: b.path })),
+          machineType: args.machine,
           manifest: args.manifest,
           onProgress: bar.update,
-          signal: sig.signal,
-        });
-        bar.done();
-        process.stdout.write(args.json ? `${JSON.stringify(r, null, 2)}\n` : renderConvert(r));
-        return;
-      }
-      const r = await save({
-        ...t,
-        path: args.output,
-        blocks: blocks.map((b) => ({ name: b.name, path: b.path })),
-        machineType: args.machine,
-        manifest: args.manifest,
-        onProgress: bar.update,
-        signal: sig.signal,
-      });
-      bar.done();
-      process.stdout.write(args.json ? `${JSON.stringify(r, null, 2)}\n` : renderSave(r));
-    } catch (e) {
-      bar.done();
-      if (e instanceof CancelledError) throw new CancelledError(`cancelled; ${args.output ? `${args.output} was not completed (removed if ramsnap created it)` : "the file has no EOF and will not load"}`);
-      throw e;
-    } finally {
-      sig.dispose();
-    }
+          signal,
+        }),
+      cancelled,
+    );
+    print(args.json, saveJson(r, fd), () => renderSave(r));
   },
 });
 

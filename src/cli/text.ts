@@ -33,13 +33,27 @@ export function table(rows: string[][], indent = "  "): string {
     .join("\n");
 }
 
-/** Parses a size such as 4096, 0x1000, 4K, 1M or 2G (binary multiples, like QEMU's offset=). */
-export function parseSize(text: string): number | null {
+/** "1 block", "2 blocks": counts in messages agree with their noun. */
+export function plural(n: number, word: string, many = `${word}s`): string {
+  return `${n} ${n === 1 ? word : many}`;
+}
+
+const MULTIPLIERS: Record<string, bigint> = { "": 1n, b: 1n, k: 1n << 10n, m: 1n << 20n, g: 1n << 30n, t: 1n << 40n };
+
+/**
+ * Parses a size such as 4096, 0x1000, 4K, 1.5G (binary multiples, like QEMU's offset= and -m). A decimal
+ * fraction is scaled exactly (in BigInt, so 1.1K is not rounded to 1126); `{ fraction: true }` means the
+ * result is not a whole number of bytes, which a byte offset or size cannot be.
+ */
+export function parseSize(text: string): number | null | { fraction: true } {
   const t = text.trim();
   if (/^0x[0-9a-f]+$/i.test(t)) return Number.parseInt(t, 16);
-  const m = /^(\d+)([kmgt]i?b?|b)?$/i.exec(t);
+  const m = /^(\d+)(?:\.(\d+))?([kmgt]i?b?|b)?$/i.exec(t);
   if (!m) return null;
-  const mult: Record<string, number> = { "": 1, b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
-  const v = Number(m[1]) * mult[(m[2] ?? "").charAt(0).toLowerCase()]!;
+  const frac = m[2] ?? "";
+  const scaled = BigInt(m[1]! + frac) * MULTIPLIERS[(m[3] ?? "").charAt(0).toLowerCase()]!;
+  const den = 10n ** BigInt(frac.length);
+  if (scaled % den !== 0n) return { fraction: true };
+  const v = Number(scaled / den);
   return Number.isSafeInteger(v) ? v : null;
 }

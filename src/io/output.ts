@@ -2,9 +2,10 @@
 // the target and renamed over it only once complete and on disk: a crash or kill -9 at any moment leaves
 // either the previous file or nothing at the target name, never a partial one. With a descriptor handed
 // over by a caller there is no name to rename; the file is valid only once its EOF is written.
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import * as libc from "../../ffi/libc.ts";
+import { OptionError } from "../errors.ts";
 import { refuseIfMappedPrivately } from "./mapped-by.ts";
 import { MainFile } from "./main-file.ts";
 
@@ -31,6 +32,8 @@ export class OutputFile {
       return out;
     }
     const path = target.path;
+    // Checked first: otherwise the whole file is written, and only the final rename fails (EISDIR).
+    if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) throw new OptionError(`${path} is a directory; give a file name`);
     const tmp = join(dirname(path), `.${basename(path)}.ramsnap-${process.pid}-${Math.random().toString(36).slice(2, 8)}.tmp`);
     const main = MainFile.openWrite(tmp, libc.O_CREAT | libc.O_EXCL, path);
     const out = new OutputFile(main, path, tmp, path, offset);
