@@ -47,6 +47,8 @@ export interface SaveResult {
   totalBytes: number;
   /** The manifest written beside the file, if asked for. */
   manifest?: string;
+  /** Temporary files of earlier saves of this file that were killed, removed before this one began. */
+  staleRemoved?: string[];
   /** Page bytes written (present pages plus bridged gaps). */
   writtenBytes: number;
   /** Source bytes that were holes in their files (never-touched guest RAM): known zero, not read. */
@@ -83,6 +85,7 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
     file: file.name,
     blocks,
     ...(manifest ? { manifest } : {}),
+    ...(file.staleRemoved.length ? { staleRemoved: [...file.staleRemoved] } : {}),
     totalBytes: plan.totalBytes,
     writtenBytes: stats.ioBytes,
     sourceHoleBytes: stats.holeBytes,

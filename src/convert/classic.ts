@@ -35,7 +35,7 @@ export function writeClassic(plan: ConvertPlan, session: PageSession, output: { 
   parts.tail(w);
   w.flush();
   out.commit();
-  return { pages, bytesWritten: sum(pages) * plan.pageSize };
+  return { pages, bytesWritten: sum(pages) * plan.pageSize, staleRemoved: out.staleRemoved };
 }
 
 const sum = (xs: number[]) => xs.reduce((s, x) => s + x, 0);

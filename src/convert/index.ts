@@ -43,6 +43,10 @@ export interface ConvertResult {
   blocks: { name: string; length: number; pagesWritten: number; from: string }[];
   /** Device sections and commands copied verbatim. */
   copied: number;
+  /** The manifest written beside the output, if asked for. */
+  manifest?: string;
+  /** Temporary files of earlier, killed writes of the output, removed before this one began. */
+  staleRemoved?: string[];
   bytesWritten: number;
   seconds: number;
   gibPerSecond: number;
@@ -56,7 +60,7 @@ export async function convert(o: ConvertOptions): Promise<ConvertResult> {
   const plan = planConversion(o, (r) => session.own(r));
   const output = { path: o.output, offset: t.offset, directIo: t.directIo, manifest: o.manifest };
   const written = o.to === "mapped-ram" ? await writeMappedRam(plan, session, output) : writeClassic(plan, session, output);
-  if (o.manifest) writeManifestOf(o.output, t.offset, session.hashes);
+  const manifest = o.manifest ? writeManifestOf(o.output, t.offset, session.hashes) : undefined;
   const seconds = session.seconds;
   return {
     input: o.input,
@@ -66,6 +70,8 @@ export async function convert(o: ConvertOptions): Promise<ConvertResult> {
     machineType: plan.info.machineType,
     blocks: plan.info.blocks.map((b, i) => ({ name: b.name, length: b.length, pagesWritten: written.pages[i]!, from: originOf(plan, b.name) })),
     copied: copiedSections(plan),
+    ...(manifest ? { manifest } : {}),
+    ...(written.staleRemoved.length ? { staleRemoved: [...written.staleRemoved] } : {}),
     bytesWritten: written.bytesWritten,
     seconds,
     gibPerSecond: gibPerSecond(plan.totalBytes, seconds),

@@ -13,6 +13,8 @@ export interface WrittenBlocks {
   /** Pages written per block, in the file's block order. */
   pages: number[];
   bytesWritten: number;
+  /** Temporary files of earlier, killed writes of the same output, removed first. */
+  staleRemoved: readonly string[];
 }
 
 export async function writeMappedRam(plan: ConvertPlan, session: PageSession, output: { path: string; offset: number; directIo: boolean; manifest?: boolean }): Promise<WrittenBlocks> {
@@ -33,5 +35,5 @@ export async function writeMappedRam(plan: ConvertPlan, session: PageSession, ou
   const stats = await session.run(jobs, plan.totalBytes);
   const maps = bitmaps.map((b) => new Uint8Array(b));
   file.finish(maps);
-  return { pages: file.layout.blocks.map((l, i) => countSet(maps[i]!, l.pages)), bytesWritten: stats.ioBytes };
+  return { pages: file.layout.blocks.map((l, i) => countSet(maps[i]!, l.pages)), bytesWritten: stats.ioBytes, staleRemoved: file.staleRemoved };
 }

@@ -1,11 +1,10 @@
 // Checking RAM and files against a manifest (FILE.sums): the main stream, hashes a restore's channels
 // computed, or a whole file read extent by extent as a loader would see it (verify).
-import * as libc from "../../ffi/libc.ts";
 import type { ByteSource } from "../format/bytes.ts";
 import type { BlockPages } from "../format/pages.ts";
 import type { StreamInfo } from "../format/parse.ts";
-import { gatherPages } from "../memory/page-source.ts";
-import { EXTENT_BYTES, hashBytes } from "./hash.ts";
+import { hashFileExtents } from "./extents.ts";
+import { EXTENT_BYTES } from "./hash.ts";
 import { mainStreamHash, type Manifest } from "./sums.ts";
 
 export interface BadExtent {
@@ -43,32 +42,18 @@ export function compareExtents(m: Manifest, block: string, hashes: string[]): Ba
 /** Checks a file against its manifest, reading each extent as a loader would see it. */
 export function checkFile(path: string, m: Manifest, source: ByteSource & { fd: number; name: string }, info: StreamInfo, pages: BlockPages[]): ManifestCheck {
   const res: ManifestCheck = { path, mainStreamOk: checkMainStream(m, source, info), bad: [], mismatched: [], ok: false };
-  const buf = new libc.AlignedBuffer(EXTENT_BYTES);
-  try {
-    for (const want of m.blocks) {
-      const bp = pages.find((p) => p.info.name === want.name);
-      if (!bp || bp.info.length !== want.length) res.mismatched.push(want.name);
-      else {
-        const bad = firstBadExtent(bp, want.extents, source, buf);
-        if (bad) res.bad.push({ block: want.name, ...bad });
-      }
+  for (const want of m.blocks) {
+    const bp = pages.find((p) => p.info.name === want.name);
+    if (!bp || bp.info.length !== want.length) {
+      res.mismatched.push(want.name);
+      continue;
     }
-  } finally {
-    buf.free();
+    hashFileExtents(bp, source, (e, hash, length) => {
+      if (hash === want.extents[e]) return true;
+      res.bad.push({ block: want.name, extent: e, offset: e * EXTENT_BYTES, length });
+      return false;
+    });
   }
   res.ok = res.mainStreamOk && res.bad.length === 0 && res.mismatched.length === 0;
   return res;
-}
-
-function firstBadExtent(bp: BlockPages, extents: string[], source: { fd: number; name: string }, buf: libc.AlignedBuffer): BadExtent | null {
-  const length = bp.info.length;
-  const ps = length / bp.info.pages;
-  const read = (dst: number, n: number, at: number) => libc.preadFull(source.fd, dst, n, at, { path: source.name });
-  for (let e = 0; e * EXTENT_BYTES < length; e++) {
-    const len = Math.min(EXTENT_BYTES, length - e * EXTENT_BYTES);
-    const first = e * (EXTENT_BYTES / ps);
-    gatherPages(buf.ptr, len / ps, ps, (k) => bp.locate(first + k), read);
-    if (hashBytes(buf.view.subarray(0, len)) !== extents[e]) return { extent: e, offset: e * EXTENT_BYTES, length: len };
-  }
-  return null;
 }

@@ -5,9 +5,11 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { RefusedError } from "../errors.ts";
 import type { ByteSource } from "../format/bytes.ts";
+import { readPageMap } from "../format/pages.ts";
 import { parseStream, type StreamInfo } from "../format/parse.ts";
 import { MainFile } from "../io/main-file.ts";
-import { EXTENT_BYTES, hashBytes, type ExtentHashes } from "./hash.ts";
+import { hashFileExtents } from "./extents.ts";
+import { EXTENT_BYTES, ExtentHashes, hashBytes } from "./hash.ts";
 
 const MANIFEST_SUFFIX = ".sums";
 
@@ -79,6 +81,23 @@ export function writeManifestOf(path: string, offset: number, extents: ExtentHas
   } finally {
     f.close();
   }
+}
+
+/**
+ * Writes FILE.sums for a file some other writer made (QEMU): every extent read back from the file as a
+ * loader sees it. Costs a read of the file's pages, where ramsnap's own saves hash in the channels.
+ */
+export function writeManifestFromFile(path: string, offset: number): string {
+  using f = MainFile.openRead(path);
+  const map = readPageMap(f, { base: offset });
+  const hashes = new ExtentHashes();
+  map.blocks.forEach((bp, i) => {
+    hashFileExtents(bp, f, (e, hash) => {
+      hashes.add(i, e * EXTENT_BYTES, [hash]);
+      return true;
+    });
+  });
+  return writeManifest(path, f, map.info, hashes);
 }
 
 export function readManifest(path: string): Manifest {

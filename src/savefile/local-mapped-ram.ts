@@ -46,6 +46,10 @@ export class LocalMappedRamWriter implements SaveFileWriter {
     return this.out.name;
   }
 
+  get staleRemoved(): readonly string[] {
+    return this.out.staleRemoved;
+  }
+
   openChannels(direct: boolean): ChannelIo {
     const probeAt = this.layout.blocks[0]!.pagesOffset;
     if (direct && this.location.directFd !== undefined) probeDirect(this.location.directFd, this.name, "write", probeAt);

@@ -29,6 +29,8 @@ export interface SaveFileWriter extends Releasable {
   openChannels(direct: boolean): ChannelIo;
   /** Every page is written: make the pages durable, then write the bitmaps and the rest, then commit. */
   finish(bitmaps: readonly Uint8Array[]): void;
+  /** What earlier, killed saves of the same target left behind and this one removed. */
+  readonly staleRemoved: readonly string[];
 }
 
 /** A save being read: its whole main stream parsed (bitmaps kept) before any page moves. */
