@@ -131,7 +131,7 @@ describe("--fd: after a save, the bytes before --offset are kept and nothing fol
   const OLD = 0xee;
   // The reference: the same save into a new file by path, which holds the stream and nothing after it.
   const reference = join(disk.path, "fd-reference.ram");
-  let expected = new Uint8Array(0);
+  let expected: Uint8Array = new Uint8Array(0);
   beforeAll(async () => {
     writeImage(small, 2 * MiB, { kind: "scattered", seed: 412, nonZero: 0.5 });
     await save({ path: reference, offset: OFFSET, blocks: [{ name: "ram0", path: small }], channels: 2 });
