@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
 # Installs what ramsnap's tests and benchmarks need on a fresh Debian 12 machine (run as root):
-# Bun (from npm), the project's packages, QEMU 10 (bookworm-backports: Debian 12's own QEMU 7.2 has no
-# mapped-ram), and fio. Safe to run again: it skips what is already there.
+# Bun (from npm, the pinned version), the project's packages, QEMU 10 (bookworm-backports: Debian 12's
+# own QEMU 7.2 has no mapped-ram), fio, and strace (the crash-order and direct-I/O tests judge ramsnap
+# from its system calls). Safe to run again: it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v bun >/dev/null 2>&1; then
-  echo "setup: installing Bun from npm"
-  npm install -g bun@1.4.5 >/dev/null
+# The version the lockfile, bun-types and docs/bun-platform-notes.md were checked with; another Bun is
+# replaced rather than trusted (its test runner's summary lines and FFI types have changed before).
+BUN_VERSION=1.4.5
+if [ "$(bun --version 2>/dev/null || true)" != "$BUN_VERSION" ]; then
+  echo "setup: installing Bun $BUN_VERSION from npm (found: $(bun --version 2>/dev/null || echo none))"
+  npm install -g "bun@$BUN_VERSION" >/dev/null
+  hash -r
 fi
+[ "$(bun --version)" = "$BUN_VERSION" ] || { echo "setup: bun is $(bun --version) at $(command -v bun), not $BUN_VERSION" >&2; exit 1; }
 bun install --frozen-lockfile >/dev/null
 
 qemu_major() { qemu-system-x86_64 --version 2>/dev/null | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -n 1; }
 need_apt=()
 if [ "$(qemu_major || true)" -lt 10 ] 2>/dev/null || [ -z "$(qemu_major || true)" ]; then need_apt+=(qemu); fi
 command -v fio >/dev/null 2>&1 || need_apt+=(fio)
+command -v strace >/dev/null 2>&1 || need_apt+=(strace)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -36,7 +43,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     case "$p" in
       qemu) apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null ;;
       fio) apt-get install -y -q --no-install-recommends fio >/dev/null ;;
+      strace) apt-get install -y -q --no-install-recommends strace >/dev/null ;;
     esac
   done
 fi
-echo "setup: bun $(bun --version), $(qemu-system-x86_64 --version | head -n 1), $(fio --version)"
+# What apt gave must be what the tests need: mapped-ram as the tests use it is QEMU 10's.
+major=$(qemu_major || true)
+if [ -z "$major" ] || [ "$major" -lt 10 ]; then
+  echo "setup: QEMU 10 or later is needed, found: $(qemu-system-x86_64 --version 2>/dev/null | head -n 1 || echo none)" >&2
+  exit 1
+fi
+echo "setup: bun $(bun --version), $(qemu-system-x86_64 --version | head -n 1), $(fio --version), $(strace -V | head -n 1)"

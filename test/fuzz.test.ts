@@ -9,6 +9,8 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { inspectFile } from "../src/inspect.ts";
 import { verify } from "../src/verify.ts";
+import { SysError } from "../ffi/libc.ts";
+import { ChannelError } from "../src/index.ts";
 import { analyzeSeed } from "../harness/fuzz/analysis.ts";
 import { runCampaign, type CampaignStats } from "../harness/fuzz/campaign.ts";
 import { makeCorpus } from "../harness/fuzz/corpus.ts";
@@ -122,6 +124,18 @@ describe.skipIf(!requireQemu())("fuzzing inspect, verify and restore", () => {
   }, 60_000);
 
   describe("the harness reports what it must", () => {
+    test("classify: an errno a user can act on is a clean failure; one that means an unchecked offset or length reached the kernel is not", () => {
+      for (const [errno, code] of [[28, "ENOSPC"], [5, "EIO"], [12, "ENOMEM"]] as const) {
+        expect(classify(new SysError("pwrite", errno, "/x", "detail")).clean).toBe(true);
+        expect(classify(new ChannelError(`pread /x: ${code}`, code)).clean).toBe(true);
+      }
+      for (const [errno, code] of [[22, "EINVAL"], [14, "EFAULT"], [9, "EBADF"], [75, "EOVERFLOW"]] as const) {
+        expect(classify(new SysError("pread", errno, "/x", "detail"))).toMatchObject({ cls: "SysError", clean: false });
+        expect(classify(new ChannelError(`preadv /x: ${code}`, code))).toMatchObject({ cls: "ChannelError", clean: false });
+      }
+      expect(classify(new ChannelError("TypeError: x is undefined")).clean).toBe(false);
+    });
+
     // One small seed (ramsnap's own save), a dozen cases, the misbehaviour planted in case 7.
     const selfTest = (kind: string, limits: { caseLimitMs?: number; hangMs?: number } = {}) =>
       runCampaign({ seeds: specs.filter((s) => s.name === "ramsnap"), workRoot: join(work.path, `self-${kind}`), campaign: CAMPAIGN, cases: 12, jobs: 1, restoreFraction: 0.2, selfTest: `${kind}@7`, ...limits });

@@ -1,7 +1,7 @@
 // save() and restore() through the library API, on real files and real Worker channels: save files on
 // ext4 (/tmp, where O_DIRECT alignment is enforced), RAM images in /dev/shm or in this process.
 import { readdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import * as libc from "../ffi/libc.ts";
@@ -457,10 +457,16 @@ describe("a truncated file is refused before any target is touched", () => {
 describe("cancel", () => {
   const big = image("cancel.raw", 64 * MiB, { kind: "dense", seed: 81 });
   const small = image("cancel-small.raw", 2 * MiB, { kind: "dense", seed: 82 });
+  let during: string[] = [];
 
+  /** The save's temporary files beside `path`: `.NAME.ramsnap-PID-XXXXXX.tmp`. */
+  const temporaries = (path: string) => readdirSync(dirname(path)).filter((n) => n.startsWith(`.${basename(path)}.ramsnap-${process.pid}-`) && n.endsWith(".tmp"));
+
+  /** Cancels a save at its first progress report; `during` is what temporaries() saw at that moment. */
   async function cancelledSave(path: string, offset = 0): Promise<number> {
     const ac = new AbortController();
     let calls = 0;
+    during = [];
     const run = save({
       path,
       blocks: [{ name: "ram0", path: big.path }],
@@ -469,7 +475,10 @@ describe("cancel", () => {
       offset,
       signal: ac.signal,
       onProgress: () => {
-        if (++calls === 1) ac.abort();
+        if (++calls === 1) {
+          during = temporaries(path);
+          ac.abort();
+        }
       },
     });
     await expect(run).rejects.toBeInstanceOf(CancelledError);
@@ -482,6 +491,8 @@ describe("cancel", () => {
     expect(calls).toBeGreaterThanOrEqual(1);
     expect(calls).toBeLessThan(8); // 8 jobs in all: it stopped early
     expect(existsSync(file)).toBe(false);
+    expect(during).toHaveLength(1); // the name the check below looks for is the one the save used
+    expect(temporaries(file)).toEqual([]);
   });
 
   test("a cancelled save over an existing complete file leaves that file as it was, and no temporary file", async () => {
@@ -491,7 +502,8 @@ describe("cancel", () => {
     const before = await readBytes(file);
     await cancelledSave(file);
     expect(firstDifference(await readBytes(file), before)).toBeNull(); // written beside it, renamed only when complete
-    expect(readdirSync(dirname(file)).filter((n) => n.startsWith(".cancel-existing.ram.ramsnap-"))).toEqual([]);
+    expect(during).toHaveLength(1);
+    expect(temporaries(file)).toEqual([]);
   });
 
   test("a cancelled save at an offset leaves the file (prefix and previous stream) as it was", async () => {
@@ -503,6 +515,8 @@ describe("cancel", () => {
     const before = await readBytes(file);
     await cancelledSave(file, prefix.length);
     expect(firstDifference(await readBytes(file), before)).toBeNull();
+    expect(during).toHaveLength(1);
+    expect(temporaries(file)).toEqual([]);
   });
 
   test("a save at an offset over an existing file carries its prefix into the new file", async () => {

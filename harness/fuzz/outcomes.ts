@@ -18,9 +18,18 @@ const CLEAN: [string, new (...a: any[]) => Error][] = [
 ];
 
 /**
+ * errnos a user can act on: the disk is full or failing, memory or descriptors ran out, a permission or
+ * a missing file. Anything else from the kernel while reading a damaged file (EINVAL, EFAULT, EBADF,
+ * EOVERFLOW, ...) means an offset, length or address taken from the file reached a system call unchecked:
+ * the parser should have refused the file with a FormatError naming what is wrong.
+ */
+export const ACTIONABLE_ERRNOS = new Set(["ENOSPC", "EDQUOT", "EIO", "ENOMEM", "EMFILE", "ENFILE", "EACCES", "EPERM", "EROFS", "ENOENT", "EFBIG"]);
+
+/**
  * Names an outcome: "ok", a clean error class, or null for an unclean error. A ChannelError is clean only
- * when it wraps an errno, a short read or a channel that stopped: anything else is an error a Worker
- * threw that the pool passed on (a TypeError in a channel looks like a ChannelError from outside).
+ * when it wraps an actionable errno, a short read or a channel that stopped: anything else is an error a
+ * Worker threw that the pool passed on (a TypeError in a channel looks like a ChannelError from outside).
+ * A SysError is clean only with an actionable errno.
  */
 export function classify(e: unknown): { cls: string; clean: boolean; message: string } {
   const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
@@ -28,9 +37,10 @@ export function classify(e: unknown): { cls: string; clean: boolean; message: st
   for (const [name, C] of CLEAN) {
     if (!(e instanceof C)) continue;
     if (e instanceof ChannelError) {
-      const ok = e.code !== undefined || /only \d+ of \d+ bytes at offset \d+/.test(e.message) || /channel \d+ stopped unexpectedly/.test(e.message);
+      const ok = (e.code !== undefined && ACTIONABLE_ERRNOS.has(e.code)) || /only \d+ of \d+ bytes at offset \d+/.test(e.message) || /channel \d+ stopped unexpectedly/.test(e.message);
       return { cls: name, clean: ok, message };
     }
+    if (e instanceof SysError) return { cls: name, clean: ACTIONABLE_ERRNOS.has(e.code), message };
     return { cls: name, clean: true, message };
   }
   return { cls: e instanceof Error ? e.constructor.name : typeof e, clean: false, message };
