@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what ramsnap's tests and benchmarks need on a fresh Debian 12 machine (run as root):
 # Bun (from npm), the project's packages, QEMU 10 (bookworm-backports: Debian 12's own QEMU 7.2 has no
-# mapped-ram), and fio. Safe to run again: it skips what is already there.
+# mapped-ram), and fio. Safe to run again: it skips what is already there. With --qemu11 it also builds the
+# second QEMU the tests can run (QEMU 11 in a Debian sid chroot: scripts/qemu11.sh, RAMSNAP_QEMU=sid).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,3 +41,4 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   done
 fi
 echo "setup: bun $(bun --version), $(qemu-system-x86_64 --version | head -n 1), $(fio --version)"
+if [ "${1:-}" = "--qemu11" ]; then bash scripts/qemu11.sh build && echo "setup: $(bash scripts/qemu11.sh version) in a sid chroot"; fi
