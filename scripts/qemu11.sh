@@ -51,15 +51,16 @@ build() {
       { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >/dev/null; }
   fi
   local partial="$ROOT.partial"
-  # A build that died half-way may have left mounts (debootstrap mounts /proc and /sys while it works).
-  findmnt -rn -o TARGET | awk -v p="$partial/" 'index($0, p) == 1' | sort -r | xargs -r -n1 umount -l
+  # debootstrap mounts /proc and /sys in the tree while it works, and a failed or killed one leaves them.
+  unmount_partial() { findmnt -rn -o TARGET | awk -v p="$partial/" 'index($0, p) == 1' | sort -r | xargs -r -n1 umount -l; }
+  unmount_partial
   rm -rf --one-file-system "$partial"
   mkdir -p "$(dirname "$ROOT")"
   local started=$SECONDS
   say "building a $SUITE chroot with qemu-system-x86 in $ROOT"
   debootstrap --variant=minbase --include=qemu-system-x86 "$SUITE" "$partial" "$(mirror_uri)" >"$partial.log" 2>&1 ||
-    { say "debootstrap failed; the end of its log:"; tail -n 30 "$partial.log" >&2; exit 1; }
-  findmnt -rn -o TARGET | awk -v p="$partial/" 'index($0, p) == 1' | sort -r | xargs -r -n1 umount -l
+    { unmount_partial; say "debootstrap failed; the end of its log:"; tail -n 30 "$partial.log" >&2; exit 1; }
+  unmount_partial
   # The package cache is not needed to run QEMU: ~100 MB less to keep.
   rm -rf "$partial"/var/cache/apt/archives/*.deb
   rm -f "$partial.log"
@@ -129,7 +130,7 @@ case "${1:-}" in
     ;;
   version) flock -x 8; build; cat "$MARK" ;;
   *)
-    sed -n '2,/^set -euo/p' "$0" | sed '$d'  | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
