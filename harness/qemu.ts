@@ -10,15 +10,15 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { syntheticImage, type Pattern, type SyntheticImage } from "../src/memory/synthetic.ts";
 import { QmpClient } from "../src/qemu/qmp.ts";
+import { chosenQemu, qemuUri } from "./qemu-binary.ts";
 import { MiB, PAGE } from "./units.ts";
-
-const QEMU = "qemu-system-x86_64";
 
 // ---------------------------------------------------------------------------
 // Finding QEMU
 
-export function qemuBinary(): string | null {
-  return Bun.which(QEMU);
+/** The argv that starts the chosen QEMU (RAMSNAP_QEMU, harness/qemu-binary.ts), or null if it cannot run. */
+export function qemuBinary(): string[] | null {
+  return chosenQemu().command;
 }
 
 /**
@@ -28,11 +28,12 @@ export function qemuBinary(): string | null {
  */
 export function requireQemu(): boolean {
   if (qemuBinary()) return true;
-  if (process.env.CI) throw new Error(`${QEMU} not found in PATH: QEMU integration tests cannot be skipped in CI`);
+  const { label, problem } = chosenQemu();
+  if (process.env.CI) throw new Error(`${label}: ${problem}: QEMU integration tests cannot be skipped in CI`);
   console.warn(
     `\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n` +
-      `!!! ${QEMU} not found: SKIPPING the QEMU integration tests.\n` +
-      `!!! Install QEMU >= 9.1 to run them (CI refuses to skip them).\n` +
+      `!!! ${chosenQemu().label}: ${chosenQemu().problem}\n` +
+      `!!! SKIPPING the QEMU integration tests (CI refuses to skip them).\n` +
       `!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n`,
   );
   return false;
@@ -152,7 +153,7 @@ export async function stopAllGuests(): Promise<void> {
 
 export async function startGuest(opts: GuestOptions): Promise<Guest> {
   const binary = qemuBinary();
-  if (!binary) throw new Error(`${QEMU} not found in PATH`);
+  if (!binary) throw new Error(`${chosenQemu().label}: ${chosenQemu().problem}`);
   const timeoutMs = opts.timeoutMs ?? 15_000;
   const g = layoutOf(opts);
   const running: Running = { proc: null, qmp: null, stderr: "" };
@@ -227,7 +228,7 @@ function qemuArgs(opts: GuestOptions, g: Layout): string[] {
   const args = [
     ...["-M", opts.machine ?? "q35", "-accel", "tcg", "-m", `${opts.ramMiB}M`],
     ...["-nodefaults", "-nographic", "-display", "none"],
-    ...["-qmp", `unix:${g.socketPath},server=on,wait=off`],
+    ...["-qmp", `unix:${chosenQemu().qemuPath(g.socketPath)},server=on,wait=off`],
   ];
   g.backendIds.forEach((id, i) => {
     const backing = opts.backing ?? "shm";
@@ -235,7 +236,7 @@ function qemuArgs(opts: GuestOptions, g: Layout): string[] {
       "-object",
       backing === "anonymous"
         ? `memory-backend-ram,id=${id},size=${g.backendBytes}`
-        : `memory-backend-file,id=${id},size=${g.backendBytes},mem-path=${g.shmPaths[i]},share=${backing === "shm" ? "on" : "off"}`,
+        : `memory-backend-file,id=${id},size=${g.backendBytes},mem-path=${chosenQemu().qemuPath(g.shmPaths[i]!)},share=${backing === "shm" ? "on" : "off"}`,
     );
     args.push(...(g.nodes > 0 ? ["-numa", `node,memdev=${id}`] : ["-machine", `memory-backend=${id}`]));
   });
@@ -290,12 +291,13 @@ interface Running {
   stderr: string;
 }
 
-function spawnQemu(binary: string, args: string[], running: Running): Subprocess<"ignore", "ignore", "pipe"> {
+function spawnQemu(binary: string[], args: string[], running: Running): Subprocess<"ignore", "ignore", "pipe"> {
   // setpriv makes the kernel kill QEMU when this process dies, however it dies. The
   // signal follows the *thread* that spawned QEMU: start guests from the main thread,
   // not from a Worker that may end first.
   const setpriv = Bun.which("setpriv");
-  const command = setpriv ? [setpriv, "--pdeathsig", "KILL", binary, ...args] : [binary, ...args];
+  // chroot (RAMSNAP_QEMU=sid) execs QEMU in place, so the pid and the death signal are QEMU's own.
+  const command = setpriv ? [setpriv, "--pdeathsig", "KILL", ...binary, ...args] : [...binary, ...args];
   const proc = Bun.spawn(command, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
   running.proc = proc;
   void (async () => {
@@ -424,7 +426,7 @@ async function runMigration(
 export async function migrateToFile(guest: Guest, uri: string, opts: MigrateOptions): Promise<MigrationResult> {
   await configureMigration(guest, opts);
   return runMigration(guest, `save of ${guest.name} to ${uri}`, opts.timeoutMs ?? 120_000, () =>
-    guest.qmp.execute("migrate", { uri }),
+    guest.qmp.execute("migrate", { uri: qemuUri(uri) }),
   );
 }
 
@@ -433,7 +435,7 @@ export async function migrateFromFile(guest: Guest, uri: string, opts: MigrateOp
   await configureMigration(guest, opts);
   // exit-on-error=false: keep QEMU alive after a failed load so the error can be queried.
   return runMigration(guest, `load of ${uri} into ${guest.name}`, opts.timeoutMs ?? 120_000, () =>
-    guest.qmp.execute("migrate-incoming", { uri, "exit-on-error": false }),
+    guest.qmp.execute("migrate-incoming", { uri: qemuUri(uri), "exit-on-error": false }),
   );
 }
 

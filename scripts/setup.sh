@@ -2,7 +2,8 @@
 # Installs what ramsnap's tests and benchmarks need on a fresh Debian 12 machine (run as root):
 # Bun (from npm, the pinned version), the project's packages, QEMU 10 (bookworm-backports: Debian 12's
 # own QEMU 7.2 has no mapped-ram), fio, and strace (the crash-order and direct-I/O tests judge ramsnap
-# from its system calls). Safe to run again: it skips what is already there.
+# from its system calls). Safe to run again: it skips what is already there. With --qemu11 it also builds
+# the second QEMU the tests can run (QEMU 11 in a Debian sid chroot: scripts/qemu11.sh, RAMSNAP_QEMU=sid).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,3 +55,4 @@ if [ -z "$major" ] || [ "$major" -lt 10 ]; then
   exit 1
 fi
 echo "setup: bun $(bun --version), $(qemu-system-x86_64 --version | head -n 1), $(fio --version), $(strace -V | head -n 1)"
+if [ "${1:-}" = "--qemu11" ]; then bash scripts/qemu11.sh build && echo "setup: $(bash scripts/qemu11.sh version) in a sid chroot"; fi

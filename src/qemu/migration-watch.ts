@@ -4,7 +4,8 @@
 // Stopping early is done by waiting, not by migrate_cancel. QEMU 10.0.2 frees the mapped-ram file bitmap
 // (ram_save_cleanup) before it joins the multifd send threads (multifd_send_shutdown), so a cancel that
 // lands while a channel is mid-write segfaults QEMU in ramblock_set_file_bmap_atomic, taking the guest
-// with it: 2 to 4 cancels in 12 crashed here, with a plain file: URI and no ramsnap involved. A migration
+// with it: 2 to 4 cancels in 12 crashed here, with a plain file: URI and no ramsnap involved. QEMU 11.1.3
+// still does (2 cancels in 20), so no QEMU version is exempt from the wait. A migration
 // that runs to its end never crashes, so `signal` lets it finish and the caller throws the file away;
 // `cancelNow` is the explicit, risky migrate_cancel.
 import { CancelledError } from "../errors.ts";
