@@ -8,6 +8,7 @@ import * as libc from "../ffi/libc.ts";
 import { RefusedError } from "./errors.ts";
 import { spaceBound } from "./format/layout.ts";
 import { dirSpace } from "./io/filesystem.ts";
+import { staleTemporaries } from "./io/output.ts";
 import { DEFAULT_CHANNELS } from "./options.ts";
 
 export interface DoctorReport {
@@ -28,6 +29,8 @@ export interface DoctorReport {
   cgroupMemoryLimit: number | null;
   cpus: number;
   recommendation: { channels: number; directIo: boolean; reasons: string[] };
+  /** ramsnap's temporary files in the folder whose writer was killed (kill -9, a power loss): safe to delete. */
+  staleTemporaries: string[];
   warnings: string[];
 }
 
@@ -137,6 +140,8 @@ export function doctor(path: string, imageBytes?: number): DoctorReport {
   if (cgroup !== null && imageBytes !== undefined && directIo) reasons.push("in a memory-limited cgroup, direct I/O also keeps the page cache charged to it small");
   if (direct.accepted && direct.memAlign > 4096) warnings.push(`direct I/O here needs ${direct.memAlign}-byte aligned memory, more than a page: ramsnap's 4096-byte alignment will fail`);
   const enough = needed !== null ? space.freeBytes >= needed : null;
+  const stale = staleTemporaries(dir);
+  for (const p of stale) warnings.push(`${p} is a temporary file of a save that was killed; the next save of that file removes it (or delete it)`);
   if (enough === false) warnings.push(`only ${space.freeBytes} bytes free; a save of this image may need up to ${needed}`);
   const channels = Math.max(1, Math.min(DEFAULT_CHANNELS, cpus * 2));
   reasons.push(`${channels} channels: enough to keep the disk busy while pages are checked for zeros (${cpus} CPUs)`);
@@ -156,6 +161,7 @@ export function doctor(path: string, imageBytes?: number): DoctorReport {
     cgroupMemoryLimit: cgroup,
     cpus,
     recommendation: { channels, directIo, reasons },
+    staleTemporaries: stale,
     warnings,
   };
 }

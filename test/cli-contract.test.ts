@@ -26,7 +26,7 @@ const saved = at("saved.ram"); // no manifest beside it
 const withSums = at("sums.ram"); // with sums.ram.sums
 
 beforeAll(async () => {
-  expect((await ramsnap("save", "-o", saved, "--block", `ram0=${img}`, "--channels", "2")).code).toBe(0);
+  expect((await ramsnap("save", "-o", saved, "--block", `ram0=${img}`, "--channels", "2", "--no-manifest")).code).toBe(0);
   expect((await ramsnap("save", "-o", withSums, "--block", `ram0=${img}`, "--channels", "2", "--manifest")).code).toBe(0);
 });
 

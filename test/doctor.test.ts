@@ -124,7 +124,7 @@ describe("doctor", () => {
     expect(cli.code).toBe(0);
     const j = JSON.parse(cli.stdout);
     expect(Object.keys(j).sort()).toEqual(
-      ["path", "dir", "filesystem", "mountPoint", "mountOptions", "kernel", "directIoProbe", "freeBytes", "filesystemBytes", "imageBytes", "neededBytes", "enoughSpace", "cgroupMemoryLimit", "cpus", "recommendation", "warnings"].sort(),
+      ["path", "dir", "filesystem", "mountPoint", "mountOptions", "kernel", "directIoProbe", "freeBytes", "filesystemBytes", "imageBytes", "neededBytes", "enoughSpace", "cgroupMemoryLimit", "cpus", "recommendation", "staleTemporaries", "warnings"].sort(),
     );
     // (a copy: bun 1.4.5's toMatchObject writes its asymmetric matchers into the object it checks)
     expect(structuredClone(j)).toMatchObject({

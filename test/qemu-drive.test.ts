@@ -199,7 +199,7 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
 
   // QEMU 10.0.2 segfaults on about one migrate_cancel in five of a mapped-ram multifd save (see
   // src/qemu/migration-watch.ts), so Ctrl-C lets QEMU finish and then throws the file away.
-  test("Ctrl-C stops a save: exit 130, QEMU left to finish (never crashed), file removed, no fdset, the guest runs again", async () => {
+  test("Ctrl-C during a save QEMU writes: exit 130, QEMU left to finish (never crashed), the completed save kept (never a partial file), no fdset, the guest runs again", async () => {
     // 256 MiB through QEMU's direct-io path (single-page writes on a scattered pattern) takes seconds.
     const { guest, socket } = await guestWithCliSocket("cli-cancel", { ramMiB: 256, running: true, pattern: { seed: 9, kind: "scattered" } });
     try {
@@ -218,10 +218,11 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
       expect(code).toBe(130);
       expect(stderr.split("\n")).toEqual([
         expect.stringMatching(/^\r?stopping: a running QEMU migration cannot be cancelled safely .* Ctrl-C again cancels at once, at that risk/),
-        `ramsnap qemu save: cancelled; ${file} was removed, and the guest runs again`,
+        `ramsnap qemu save: cancelled too late: QEMU had completed the save, and ${file} holds it; the guest runs again`,
         "",
       ]);
-      expect(existsSync(file)).toBe(false);
+      expect(inspectFile(file).complete).toBe(true);
+      expect(Array.from(new Bun.Glob(".cancelled.ram.ramsnap-*").scanSync({ cwd: dir, dot: true }))).toEqual([]);
       expect((await guest.qmp.execute<{ status: string }>("query-migrate")).status).toBe("completed");
       expect(await fdsets(guest)).toEqual([]);
       expect((await queryRunState(guest.qmp)).status).toBe("running");
@@ -321,7 +322,7 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
             r,
             "save",
             1,
-            /vm-(true|false)\.ram: not enough free space: 12\.0 MiB free on tmpfs, up to 7\d\.\d MiB needed \(the guest's 64\.\d MiB of RAM if no page is zero\); ramsnap does not start a save that could fill the disk/,
+            /vm-(true|false)\.ram: not enough free space: 12\.0 MiB free on tmpfs, about \d+\.\d MiB needed \(the guest's 64\.\d MiB of RAM, \d+\.\d MiB of it possibly non-zero\); ramsnap does not start a save that could fill the disk, because QEMU 10\.0 can crash when it does \(--force starts it anyway\)/,
           );
           expect(existsSync(file)).toBe(false);
           await expectGuestUntouched();

@@ -3,7 +3,7 @@ import { defineCommand } from "citty";
 import { convert, type ConvertResult } from "../convert/index.ts";
 import { OptionError } from "../errors.ts";
 import { sharedArgs, sizeOption, transferArgs } from "./args.ts";
-import { abs, print, withProgress } from "./report.ts";
+import { abs, noteStale, print, withProgress } from "./report.ts";
 import { EXAMPLES } from "./run.ts";
 import { bytes, plural, table } from "./text.ts";
 
@@ -19,6 +19,8 @@ export const convertJson = (r: ConvertResult) => ({
   machineType: r.machineType,
   blocks: r.blocks.map((b) => ({ name: b.name, length: b.length, present: b.pagesWritten, from: abs(b.from) })),
   copied: r.copied,
+  ...(r.manifest ? { manifest: abs(r.manifest) } : {}),
+  ...(r.staleRemoved ? { staleRemoved: r.staleRemoved.map(abs) } : {}),
   writtenBytes: r.bytesWritten,
   seconds: r.seconds,
   gibPerSecond: r.gibPerSecond,
@@ -37,7 +39,7 @@ export const convertCommand = defineCommand({
     // --offset is INPUT's (the file read, as for every other reader); OUTPUT's has its own flag
     offset: sharedArgs.offset,
     "output-offset": { type: "string", description: "Where the stream starts in OUTPUT (bytes before it are kept)", valueHint: "bytes" },
-    manifest: { type: "boolean", description: "Also write OUTPUT.sums (mapped-ram output)" },
+    manifest: { type: "boolean", default: true, description: "Write OUTPUT.sums with a mapped-ram output (default; --no-manifest skips it)" },
     json: sharedArgs.json,
     progress: sharedArgs.progress,
   },
@@ -51,7 +53,7 @@ export const convertCommand = defineCommand({
         to: args.to as "mapped-ram" | "classic",
         inputOffset: t.offset,
         offset: sizeOption("output-offset", args["output-offset"]),
-        manifest: args.manifest,
+        manifest: args.manifest !== false && args.to === "mapped-ram",
         channels: t.channels,
         directIo: t.directIo,
         onProgress: bar.update,
@@ -59,6 +61,7 @@ export const convertCommand = defineCommand({
       }),
     );
     print(args.json, convertJson(r), () => renderConvert(r));
+    noteStale(r.staleRemoved);
   },
 });
 EXAMPLES.set(

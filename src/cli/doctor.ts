@@ -27,6 +27,7 @@ export const doctorJson = ({ directIo, totalBytes, ...r }: DoctorReport) => ({
   cgroupMemoryLimit: r.cgroupMemoryLimit,
   cpus: r.cpus,
   recommendation: r.recommendation,
+  staleTemporaries: r.staleTemporaries.map(abs),
   warnings: r.warnings,
 });
 

@@ -1,7 +1,7 @@
 // `ramsnap qemu save|restore`: drive a running QEMU over QMP (src/qemu/drive.ts) from the command line.
 import { writeSync } from "node:fs";
 import { defineCommand } from "citty";
-import { OptionError } from "../errors.ts";
+import { CancelledError, OptionError } from "../errors.ts";
 import { DEFAULT_QEMU_CHANNELS, qemuRestore, qemuSave, type MigrationProgress, type PagesMode, type QemuRestoreResult, type QemuSaveResult } from "../qemu/drive.ts";
 import { MAX_QEMU_CHANNELS } from "../qemu/migration-settings.ts";
 import { inspectFile } from "../inspect.ts";
@@ -92,30 +92,34 @@ interface Interrupts {
  * src/qemu/migration-watch.ts), so the first one lets a running migration finish and then throws its file
  * away; the second cancels at once, at that risk; the third exits without cleaning up.
  */
-function interrupts(): { signals: Interrupts; dispose: () => void } {
+function interrupts(): { signals: Interrupts; status: () => number; dispose: () => void } {
   const stop = new AbortController();
   const cancelNow = new AbortController();
   let count = 0;
-  const handler = () => {
+  // 128 + the signal, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM (a service manager's stop).
+  let status = 130;
+  const handler = (signal: NodeJS.Signals) => {
     count++;
+    if (count === 1) status = signal === "SIGTERM" ? 143 : 130;
     if (count === 1) {
       stop.abort();
       writeSync(
         2,
         "\rstopping: a running QEMU migration cannot be cancelled safely (QEMU 10.0 may crash), so ramsnap lets it finish, " +
-          "then removes a saved file; Ctrl-C again cancels at once, at that risk\x1b[K\n",
+          "and the previous file stays as it was until a complete save replaces it; Ctrl-C again cancels at once, at that risk\x1b[K\n",
       );
     } else if (count === 2) {
       cancelNow.abort();
       writeSync(2, "\rcancelling now (migrate_cancel)\x1b[K\n");
     } else {
-      process.exit(130);
+      process.exit(status);
     }
   };
   process.on("SIGINT", handler);
   process.on("SIGTERM", handler);
   return {
     signals: { stop: stop.signal, cancelNow: cancelNow.signal },
+    status: () => status,
     dispose: () => {
       process.off("SIGINT", handler);
       process.off("SIGTERM", handler);
@@ -128,6 +132,9 @@ async function driven<T>(args: CommonArgs, run: (signals: Interrupts, onProgress
   const sig = interrupts();
   try {
     return await run(sig.signals, bar.update);
+  } catch (e) {
+    if (e instanceof CancelledError) throw new CancelledError(e.message, sig.status());
+    throw e;
   } finally {
     bar.done();
     sig.dispose();
@@ -173,6 +180,8 @@ export const qemuSaveCommand = defineCommand({
     ...commonArgs,
     "keep-running": { type: "boolean", description: "Resume the guest after the save (default: leave it paused, as after any save)" },
     live: { type: "boolean", description: "Keep a running guest running during the save (QEMU's precopy; QEMU then moves the pages)" },
+    manifest: { type: "boolean", default: true, description: "Write FILE.sums for verify and restore --verify (default; --no-manifest skips it)" },
+    force: { type: "boolean", description: "Start a save QEMU writes even if the file system may not have room (QEMU 10.0 can crash when it fills up)" },
     verify: { type: "boolean", description: "Read the written file back: complete, and holding the guest's RAM blocks" },
   },
   async run({ args }) {
@@ -185,6 +194,8 @@ export const qemuSaveCommand = defineCommand({
           directIo: args["direct-io"] === true,
           keepRunning: args["keep-running"] === true,
           live: args.live === true,
+          manifest: args.manifest !== false,
+          force: args.force === true,
           pages: args.pages as PagesMode,
           verify: args.verify === true,
           signal: signals.stop,
@@ -204,6 +215,7 @@ export const qemuRestoreCommand = defineCommand({
     prefetch: { type: "boolean", description: "With --lazy: once the guest runs, read its pages into the page cache in parallel (the guest does not wait)" },
     resume: { type: "boolean", description: "Start the guest once it is loaded (default: leave it paused)" },
     offset: { type: "string", description: "Where the stream starts in FILE (QEMU's file:...,offset=)", valueHint: "bytes" },
+    verify: { type: "boolean", description: "Check against FILE.sums before the guest can run: the pages ramsnap places as it places them, else the whole file first" },
   },
   async run({ args }) {
       const { socket, file } = required(args);
@@ -216,6 +228,7 @@ export const qemuRestoreCommand = defineCommand({
           prefetch: args.prefetch === true,
           resume: args.resume === true,
           offset: sizeOption("offset", args.offset),
+          verify: args.verify === true,
           channels: channels(args),
           directIo: args["direct-io"] === true,
           signal: signals.stop,

@@ -2,7 +2,7 @@
 // stdout, a progress bar on stderr while the work runs, and Ctrl-C or SIGTERM turned into a clean cancel.
 import { resolve } from "node:path";
 import { CancelledError } from "../errors.ts";
-import { result } from "./log.ts";
+import { log, result } from "./log.ts";
 import { abortOnSigint, type Bar, progressBar } from "./progress.ts";
 
 /** One JSON object on stdout (docs/json.md): for programs, so it is written as is, not through the logger. */
@@ -52,4 +52,9 @@ export async function withProgress<T>(
     bar.done();
     sig.dispose();
   }
+}
+
+/** One line for each temporary file of an earlier, killed save that this one removed. */
+export function noteStale(removed: string[] | undefined): void {
+  for (const p of removed ?? []) log.info(`removed ${p}, left by an earlier save that was killed`);
 }

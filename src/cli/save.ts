@@ -6,7 +6,7 @@ import { save, type SaveResult } from "../save.ts";
 import { OptionError } from "../errors.ts";
 import { DEFAULT_MACHINE_TYPE } from "../format/constants.ts";
 import { pageArgs, repeated, transferArgs } from "./args.ts";
-import { abs, print, withProgress } from "./report.ts";
+import { abs, noteStale, print, withProgress } from "./report.ts";
 import { EXAMPLES } from "./run.ts";
 import { bytes, plural, table } from "./text.ts";
 import { convert } from "../convert/index.ts";
@@ -23,7 +23,12 @@ export function renderSave(r: SaveResult): string {
 }
 
 /** docs/json.md's save object: the library's result with its paths absolute ("fd N" stays as it is). */
-export const saveJson = (r: SaveResult, fd?: number) => ({ ...r, file: fd === undefined ? abs(r.file) : r.file, ...(r.manifest ? { manifest: abs(r.manifest) } : {}) });
+export const saveJson = (r: SaveResult, fd?: number) => ({
+  ...r,
+  file: fd === undefined ? abs(r.file) : r.file,
+  ...(r.manifest ? { manifest: abs(r.manifest) } : {}),
+  ...(r.staleRemoved ? { staleRemoved: r.staleRemoved.map(abs) } : {}),
+});
 
 /** What a cancelled save left at its target: a save replaces a file only once complete (io/output.ts). */
 function cancelledMessage(output: string | undefined, existed: boolean): string {
@@ -42,7 +47,11 @@ export const saveCommand = defineCommand({
       required: true,
     },
     machine: { type: "string", description: "Machine type written in the file; QEMU loads only files of its own machine type", default: DEFAULT_MACHINE_TYPE, valueHint: "type" },
-    manifest: { type: "boolean", description: "Also write FILE.sums: a hash of every 1 MiB of RAM and of the main stream, for verify and restore --verify" },
+    manifest: {
+      type: "boolean",
+      default: true,
+      description: "Write FILE.sums, a hash of every 1 MiB of RAM and of the main stream, for verify and restore --verify (default; --no-manifest skips it; none with --fd)",
+    },
     like: { type: "string", description: "Take configuration, device state and trailer from this QEMU save of the same VM; blocks not given keep its pages", valueHint: "file" },
     ...pageArgs,
   },
@@ -71,13 +80,14 @@ export const saveCommand = defineCommand({
             channels: t.channels,
             directIo: t.directIo,
             offset: t.offset,
-            manifest: args.manifest,
+            manifest: args.manifest !== false,
             onProgress: bar.update,
             signal,
           }),
         cancelled,
       );
       print(args.json, convertJson(r), () => renderConvert(r));
+      noteStale(r.staleRemoved);
       return;
     }
     const r = await withProgress(
@@ -89,13 +99,14 @@ export const saveCommand = defineCommand({
           path: args.output,
           blocks: blocks.map((b) => ({ name: b.name, path: b.path })),
           machineType: args.machine,
-          manifest: args.manifest,
+          manifest: args.manifest !== false && fd === undefined,
           onProgress: bar.update,
           signal,
         }),
       cancelled,
     );
     print(args.json, saveJson(r, fd), () => renderSave(r));
+    noteStale(r.staleRemoved);
   },
 });
 

@@ -9,6 +9,7 @@ import { dirSpace, type DirSpace } from "../io/filesystem.ts";
 import { inspectFile, type InspectReport } from "../inspect.ts";
 import { QemuDriveError, QemuFileMismatchError, QemuStateError, VerifyError } from "./errors.ts";
 import { migrationRunning, queryMigrate, queryRunState, type RamBlock, type RunState } from "./guest-state.ts";
+import type { Backend } from "./backends.ts";
 import type { QmpClient } from "./qmp.ts";
 
 /** The guest must exist and not be paused after an earlier migration, and no migration may be running. */
@@ -51,12 +52,14 @@ async function refuseIfMigrating(qmp: QmpClient, socket: string): Promise<void> 
 }
 
 /**
- * Refuses a save that could fill the file system. Not a nicety: when a channel of a multifd mapped-ram save
+ * Refuses a save QEMU would write that cannot fit. Not a nicety: when a channel of a multifd mapped-ram save
  * hits ENOSPC, QEMU 10.0.2 tears the migration down while the other channels are mid-write and segfaults
- * (the race described in migration-watch.ts), so a full disk would cost the guest. The bound assumes no
- * zero page (QEMU writes only non-zero ones) plus each block's 1 MiB-aligned header and bitmap.
+ * (the race described in migration-watch.ts), so a full disk would cost the guest. What the save needs is
+ * known in part: a block backed by a file needs at most its allocated bytes (its holes are zero pages, which
+ * QEMU does not write); any other block may need all of it. Refused when that estimate does not fit (unless
+ * `force`); a warning when only the whole-RAM bound does not.
  */
-export function checkFreeSpace(path: string, blocks: RamBlock[]): void {
+export function checkFreeSpace(path: string, blocks: RamBlock[], backends: Backend[], force: boolean, warnings: string[]): void {
   const dir = dirname(path);
   let stat: DirSpace;
   try {
@@ -65,19 +68,27 @@ export function checkFreeSpace(path: string, blocks: RamBlock[]): void {
     if (e instanceof libc.SysError && e.code === "ENOENT") throw new QemuDriveError(`${dir} does not exist: cannot save ${path} there`);
     throw e;
   }
-  const fs = stat.fs;
   if (stat.totalBytes === 0) return; // no size to run out of (ramfs), or none reported
-  let free = stat.freeBytes;
-  // The space an existing file holds comes back when QEMU truncates it.
-  if (existsSync(path)) free += libc.statx(path).allocated;
+  // The previous file stays until the new one is renamed over it: its space does not come back first.
+  const free = stat.freeBytes;
   const ram = blocks.reduce((n, b) => n + b.usedLength, 0);
-  const needed = spaceBound(ram, blocks.length);
-  if (free < needed) {
+  const known = blocks.reduce((n, b) => n + knownBytes(b, backends), 0);
+  const needed = spaceBound(known, blocks.length);
+  const bound = spaceBound(ram, blocks.length);
+  if (free < needed && !force) {
     throw new QemuDriveError(
-      `${path}: not enough free space: ${mib(free)} free on ${fs}, up to ${mib(needed)} needed (the guest's ${mib(ram)} of RAM if no page is zero); ` +
-        `ramsnap does not start a save that could fill the disk, because QEMU 10.0 can crash when it does`,
+      `${path}: not enough free space: ${mib(free)} free on ${stat.fs}, about ${mib(needed)} needed (the guest's ${mib(ram)} of RAM, ${mib(known)} of it possibly non-zero); ` +
+        `ramsnap does not start a save that could fill the disk, because QEMU 10.0 can crash when it does (--force starts it anyway)`,
     );
   }
+  if (free < bound) warnings.push(`${path}: ${mib(free)} free on ${stat.fs} may not be enough: up to ${mib(bound)} if no page of the guest's RAM is zero`);
+}
+
+/** The most bytes of a block QEMU may write: a file backend's allocated bytes, else the whole block. */
+function knownBytes(b: RamBlock, backends: Backend[]): number {
+  const backend = backends.find((x) => x.id === b.name);
+  if (!backend?.memPath || !existsSync(backend.memPath)) return b.usedLength;
+  return Math.min(b.usedLength, libc.statx(backend.memPath).allocated);
 }
 
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;

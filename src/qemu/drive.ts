@@ -4,7 +4,11 @@
 // set the migration capabilities, hand QEMU its file as an fdset, follow the migration, and clean up
 // (fdset, settings, a partial file, the guest's run state) whether it worked or not.
 import { resolve } from "node:path";
-import { CancelledError, OptionError, throwIfAborted } from "../errors.ts";
+import { CancelledError, IntegrityError, OptionError, RefusedError, throwIfAborted } from "../errors.ts";
+import { findManifest, manifestPath, writeManifestFromFile } from "../integrity/sums.ts";
+import { removeStaleTemporaries, renameDurably, temporaryBeside } from "../io/output.ts";
+import { verify } from "../verify.ts";
+import { recoverLeftovers } from "./leftovers.ts";
 import { choosePages, queryBackends, type PagesChoice, type PagesMode } from "./backends.ts";
 import { checkFileFits, checkFreeSpace, checkLoadable, checkSavable, verifySavedFile, type VerifiedFile } from "./checks.ts";
 import { migrateFromFile, migrateToFile, removeFdset, restoreSettings } from "./file-migration.ts";
@@ -56,6 +60,10 @@ export interface QemuSaveOptions extends CommonOptions {
   verify?: boolean;
   /** Keep a running guest running during the save (QEMU's precopy, so QEMU moves the pages). */
   live?: boolean;
+  /** Also write FILE.sums (the CLI's default): hashed in the channels on ramsnap's path, read back on QEMU's. */
+  manifest?: boolean;
+  /** Start a save QEMU writes even when the file system may not have room for it (QEMU 10.0 can crash when it fills). */
+  force?: boolean;
 }
 
 export interface QemuRestoreOptions extends CommonOptions {
@@ -70,6 +78,8 @@ export interface QemuRestoreOptions extends CommonOptions {
   resume?: boolean;
   /** Where the stream starts in the file (QEMU's file:...,offset=). */
   offset?: number;
+  /** Check against FILE.sums before the guest can run: the pages ramsnap places, or the whole file otherwise. */
+  verify?: boolean;
 }
 
 interface CommonResult {
@@ -93,6 +103,8 @@ interface CommonResult {
 export interface QemuSaveResult extends CommonResult {
   /** Guest RAM covered (all blocks, zero pages included). */
   ramBytes: number;
+  /** The manifest written beside the file. */
+  manifest?: string;
   /** Bytes written: pages and the stream's records (by QEMU, or by ramsnap and QEMU's device state). */
   writtenBytes: number;
   /** ramBytes / seconds. */
@@ -116,6 +128,7 @@ export interface QemuRestoreResult extends CommonResult {
 interface Moved {
   seconds: number;
   writtenBytes: number;
+  manifest?: string;
   fdset: { id: number; descriptors: number; removed: boolean };
 }
 
@@ -136,19 +149,22 @@ export async function qemuSave(o: QemuSaveOptions): Promise<QemuSaveResult> {
   return withQmp(o, async (qmp, socket) => {
     const version = qmp.greeting.version.qemu;
     checkQemuVersion(version, { directIo });
+    const warnings = await recoverLeftovers(qmp);
     const before = await checkSavable(qmp, socket);
     // RAM blocks do not change while a guest runs: one query serves the space check and --verify.
     const blocks = await queryRamBlocks(qmp);
     const pages = choosePages(o.pages ?? "auto", { live: o.live, forLoad: false }, blocks, await queryBackends(qmp));
     throwIfAborted(o.signal);
-    const c: Context = { qmp, version, path, channels, directIo, blocks, warnings: [] };
+    const c: Context = { qmp, version, path, channels, directIo, blocks, warnings };
     const moved = pages.by === "ramsnap" ? await savePagesByRamsnap(c, o, pages, before.running) : await savePagesByQemu(c, o, before.running);
     // The file is complete from here on: nothing below removes it.
     if (o.keepRunning && before.running) await qmp.execute("cont");
+    const manifest = o.manifest ? (moved.manifest ?? writeManifestFromFile(path, 0)) : undefined;
     const ramBytes = blocks.reduce((n, b) => n + b.usedLength, 0);
     return {
       ...commonResult(c, socket, pages, moved),
       ramBytes,
+      ...(manifest ? { manifest } : {}),
       writtenBytes: moved.writtenBytes,
       gibPerSecond: moved.seconds > 0 ? ramBytes / 2 ** 30 / moved.seconds : 0,
       wasRunning: before.running,
@@ -166,18 +182,21 @@ export async function qemuRestore(o: QemuRestoreOptions): Promise<QemuRestoreRes
   return withQmp(o, async (qmp, socket) => {
     const version = qmp.greeting.version.qemu;
     checkQemuVersion(version, { directIo });
+    const warnings = await recoverLeftovers(qmp);
     await checkLoadable(qmp, socket);
     const blocks = await queryRamBlocks(qmp);
     const report = checkFileFits(path, await queryMachineType(qmp), blocks, o.offset);
     const backends = await queryBackends(qmp);
     const pages = o.lazy ? lazyChoice(path, o) : choosePages(o.pages ?? "auto", { forLoad: true }, blocks, backends);
     throwIfAborted(o.signal);
-    const c: Context = { qmp, version, path, channels, directIo, blocks, warnings: [] };
+    const c: Context = { qmp, version, path, channels, directIo, blocks, warnings };
+    // ramsnap checks the pages it places as it places them; QEMU's and a mapping's are checked in the file first.
+    if (o.verify && pages.by !== "ramsnap") verifyAgainstManifest(path, o.offset ?? 0);
     const moved =
       pages.by === "mapped"
         ? fromLazy(await restoreLazily({ ...c, report, backends, signal: o.signal }))
         : pages.by === "ramsnap"
-          ? fromPages(await restoreByRamsnap({ ...c, offset: o.offset, backends: pages.backends.filter((b) => report.blocks.some((x) => x.name === b.id)), signal: o.signal, onProgress: o.onProgress }))
+          ? fromPages(await restoreByRamsnap({ ...c, offset: o.offset, verify: o.verify, backends: pages.backends.filter((b) => report.blocks.some((x) => x.name === b.id)), signal: o.signal, onProgress: o.onProgress }))
           : await restorePagesByQemu(c, o);
     if (o.resume) await qmp.execute("cont");
     const prefetched = o.prefetch ? await prefetch({ path, offset: o.offset, blocks: mappableBlocks(report).map((b) => b.name), channels: Math.min(channels, 64), signal: o.signal }) : undefined;
@@ -194,14 +213,27 @@ export async function qemuRestore(o: QemuRestoreOptions): Promise<QemuRestoreRes
   });
 }
 
-/** QEMU moves the pages: its mapped-ram migration with multifd channels, into the file passed as an fdset. */
+/**
+ * QEMU moves the pages: its mapped-ram migration with multifd channels, into a temporary file beside the
+ * target passed as an fdset, renamed over the target only once QEMU completed it and it is on disk. An
+ * interrupted or failed save leaves the previous file as it was; a save QEMU completed is kept, even when
+ * Ctrl-C came too late to stop it.
+ */
 async function savePagesByQemu(c: Context, o: QemuSaveOptions, running: boolean): Promise<Moved> {
-  checkFreeSpace(c.path, c.blocks);
+  for (const p of removeStaleTemporaries(c.path)) c.warnings.push(`removed ${p}, left by an earlier save that was killed`);
+  checkFreeSpace(c.path, c.blocks, await queryBackends(c.qmp), o.force ?? false, c.warnings);
   const settings = await applyMigrationSettings(c.qmp, c.version, { channels: c.channels, directIo: c.directIo, unlimitedBandwidth: true });
+  const temporary = temporaryBeside(c.path);
   // Paused first, as libvirt does (one pass over RAM, the file holds one instant), unless --live.
-  const outcome = await migrateToFile(c.qmp, o, c.path, running && !o.live, async () => restoreSettings(settings, c.warnings));
+  const outcome = await migrateToFile(c.qmp, { ...o, target: c.path, label: settings.label }, temporary, running && !o.live, async () => restoreSettings(settings, c.warnings));
   const removed = await removeFdset(outcome.fdset, c.warnings);
   await restoreSettings(settings, c.warnings);
+  renameDurably(temporary, c.path);
+  if (outcome.late) {
+    const resumed = running && !o.live;
+    if (resumed) await c.qmp.execute("cont").catch(() => {});
+    throw new CancelledError(`cancelled too late: QEMU had completed the save, and ${c.path} holds it${resumed ? "; the guest runs again" : ""}`);
+  }
   return { seconds: outcome.seconds, writtenBytes: outcome.info.ram?.transferred ?? 0, fdset: { id: outcome.fdset.id, descriptors: outcome.fdset.qemuFds.length, removed } };
 }
 
@@ -209,7 +241,7 @@ async function savePagesByQemu(c: Context, o: QemuSaveOptions, running: boolean)
 async function savePagesByRamsnap(c: Context, o: QemuSaveOptions, pages: PagesChoice, running: boolean): Promise<Moved> {
   if (running) await c.qmp.execute("stop");
   try {
-    return fromPages(await saveByRamsnap({ ...c, backends: pages.backends, signal: o.signal, onProgress: o.onProgress }));
+    return fromPages(await saveByRamsnap({ ...c, backends: pages.backends, manifest: o.manifest, signal: o.signal, onProgress: o.onProgress }));
   } catch (e) {
     if (running) await c.qmp.execute("cont").catch(() => {});
     if (e instanceof CancelledError) throw new CancelledError(`cancelled; ${c.path} was not changed${running ? ", and the guest runs again" : ""}`);
@@ -219,7 +251,7 @@ async function savePagesByRamsnap(c: Context, o: QemuSaveOptions, pages: PagesCh
 
 async function restorePagesByQemu(c: Context, o: QemuRestoreOptions): Promise<Moved> {
   const settings = await applyMigrationSettings(c.qmp, c.version, { channels: c.channels, directIo: c.directIo, unlimitedBandwidth: false });
-  const outcome = await migrateFromFile(c.qmp, o, c.path, c.version, async () => restoreSettings(settings, c.warnings));
+  const outcome = await migrateFromFile(c.qmp, { ...o, label: settings.label }, c.path, c.version, async () => restoreSettings(settings, c.warnings));
   const removed = await removeFdset(outcome.fdset, c.warnings);
   await restoreSettings(settings, c.warnings);
   return { seconds: outcome.seconds, writtenBytes: outcome.info.ram?.transferred ?? 0, fdset: { id: outcome.fdset.id, descriptors: outcome.fdset.qemuFds.length, removed } };
@@ -233,7 +265,15 @@ function lazyChoice(path: string, o: QemuRestoreOptions): { by: "mapped"; why: s
 
 const fromLazy = (l: LazyLoaded): Moved => ({ seconds: l.seconds, writtenBytes: l.streamBytes, fdset: l.fdset });
 
-const fromPages = (p: PagesMoved): Moved => ({ seconds: p.seconds, writtenBytes: p.pageBytes + p.streamBytes, fdset: p.fdset });
+const fromPages = (p: PagesMoved): Moved => ({ seconds: p.seconds, writtenBytes: p.pageBytes + p.streamBytes, fdset: p.fdset, ...(p.manifest ? { manifest: p.manifest } : {}) });
+
+/** --verify for a load ramsnap does not do itself: the file against FILE.sums, before QEMU reads it. */
+function verifyAgainstManifest(path: string, offset: number): void {
+  const found = findManifest(path);
+  if (!found) throw new RefusedError(`--verify: ${manifestPath(path)} does not exist (save with a manifest to write one)`);
+  const r = verify({ path, offset, manifest: found });
+  if (!r.manifest?.ok) throw new IntegrityError(`${path} does not match ${found}${r.manifest?.bad[0] ? `: block ${r.manifest.bad[0].block}, extent ${r.manifest.bad[0].extent}` : ""}; the guest was not loaded`);
+}
 
 function commonResult(c: Context, socket: string, pages: { by: "ramsnap" | "qemu" | "mapped"; why: string }, moved: Moved) {
   return {

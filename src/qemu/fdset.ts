@@ -42,16 +42,23 @@ interface LocalDescriptors {
 }
 
 /** Opens `path` for a save ("write") or a restore ("read") and passes the descriptors to QEMU as one fdset. */
-export async function passFileToQemu(qmp: QmpClient, path: string, access: FdsetAccess, directIo: boolean): Promise<PassedFile> {
+/**
+ * Every fdset ramsnap adds is labelled (add-fd's opaque) "ramsnap pid=PID ...": a later run finds the sets
+ * of a ramsnap that was killed, and `label` (the settings to put back) tells it how to clean up after it.
+ */
+export const FDSET_LABEL = /^ramsnap pid=(\d+) .*?(?: settings=(\{.*\}))?$/;
+
+export async function passFileToQemu(qmp: QmpClient, path: string, access: FdsetAccess, directIo: boolean, label?: string): Promise<PassedFile> {
   const local = openLocal(path, access, directIo);
   try {
     checkArrangement(local, access, directIo);
     const what = access === "write" ? "save" : "restore";
-    const first = await addFd(qmp, local.plain, undefined, `ramsnap ${what} ${path} (plain)`);
+    const tag = (kind: string) => `ramsnap pid=${process.pid} ${what} ${path} (${kind})${label ? ` ${label}` : ""}`;
+    const first = await addFd(qmp, local.plain, undefined, tag("plain"));
     const fdset = fdsetHandle(qmp, first.fdsetId, [first.fd]);
     if (local.direct !== undefined) {
       try {
-        const second = await addFd(qmp, local.direct, first.fdsetId, `ramsnap ${what} ${path} (O_DIRECT)`);
+        const second = await addFd(qmp, local.direct, first.fdsetId, tag("O_DIRECT"));
         fdset.qemuFds.push(second.fd);
       } catch (e) {
         await fdset.remove();

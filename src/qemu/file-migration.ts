@@ -12,6 +12,10 @@ export type Completed = Extract<Outcome, { kind: "completed" }> & { fdset: Migra
 
 export interface MigrateOptions {
   directIo?: boolean;
+  /** What messages call the file when QEMU writes a temporary one in its place. */
+  target?: string;
+  /** Recorded with the fdset in QEMU (add-fd's opaque): what a later run needs if this one is killed. */
+  label?: string;
   /** Where the stream starts in the file (QEMU's file:...,offset=). */
   offset?: number;
   signal?: AbortSignal;
@@ -26,7 +30,7 @@ export interface MigrateOptions {
 export async function migrateToFile(qmp: QmpClient, o: MigrateOptions, path: string, running: boolean, putBack: () => Promise<void>): Promise<Completed> {
   const at = { fdset: null as MigrationFdset | null, created: false, stopped: false, migrateSent: false };
   try {
-    const passed = await passFileToQemu(qmp, path, "write", o.directIo ?? false);
+    const passed = await passFileToQemu(qmp, path, "write", o.directIo ?? false, o.label);
     at.fdset = passed.fdset;
     at.created = passed.created;
     throwIfAborted(o.signal);
@@ -51,7 +55,8 @@ export async function migrateToFile(qmp: QmpClient, o: MigrateOptions, path: str
     if (at.stopped) await qmp.execute("cont").catch(() => {});
     await putBack();
     if (e instanceof CancelledError) {
-      throw new CancelledError(`cancelled; ${at.migrateSent || at.created ? `${path} was removed` : `${path} was not touched`}${at.stopped ? ", and the guest runs again" : ""}`);
+      const what = o.target ? `${o.target} was not changed` : at.migrateSent || at.created ? `${path} was removed` : `${path} was not touched`;
+      throw new CancelledError(`cancelled; ${what}${at.stopped ? ", and the guest runs again" : ""}`);
     }
     throw e;
   }
@@ -62,7 +67,7 @@ export async function migrateFromFile(qmp: QmpClient, o: MigrateOptions, path: s
   let fdset: MigrationFdset | null = null;
   let started = false;
   try {
-    ({ fdset } = await passFileToQemu(qmp, path, "read", o.directIo ?? false));
+    ({ fdset } = await passFileToQemu(qmp, path, "read", o.directIo ?? false, o.label));
     throwIfAborted(o.signal);
     const startedAt = performance.now();
     const args: Record<string, unknown> = { uri: o.offset ? `${fdset.uri},offset=${o.offset}` : fdset.uri };
@@ -72,6 +77,7 @@ export async function migrateFromFile(qmp: QmpClient, o: MigrateOptions, path: s
     await quoted("migrate-incoming", () => qmp.execute("migrate-incoming", args));
     const watched = await watchMigration(qmp, { direction: "restore", startedAt, signal: o.signal, cancelNow: o.cancelNow, onProgress: o.onProgress });
     if (watched.kind === "failed") throw loadFailed(path, watched.info["error-desc"]);
+    if (watched.late) throw new CancelledError();
     return { ...watched, fdset };
   } catch (e) {
     // QEMU 10.0 cannot cancel an incoming migration: wait (bounded) for the load to end by itself.
@@ -136,7 +142,7 @@ export interface FdsetReport {
  */
 export async function loadPreparedStream(qmp: QmpClient, version: QmpVersion, file: string, o: { signal?: AbortSignal; offset?: number }, warnings: string[]): Promise<FdsetReport> {
   const settings = await applyMigrationSettings(qmp, version, { channels: 1, directIo: false, unlimitedBandwidth: false });
-  const outcome = await migrateFromFile(qmp, o, file, version, async () => restoreSettings(settings, warnings));
+  const outcome = await migrateFromFile(qmp, { ...o, label: settings.label }, file, version, async () => restoreSettings(settings, warnings));
   const removed = await removeFdset(outcome.fdset, warnings);
   await restoreSettings(settings, warnings);
   return { id: outcome.fdset.id, descriptors: outcome.fdset.qemuFds.length, removed };

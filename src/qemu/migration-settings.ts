@@ -27,6 +27,25 @@ export interface MigrationSettings {
 export interface AppliedSettings {
   /** Puts back what was there before; best effort, returns QEMU's complaint if it refused. */
   restore(): Promise<string | null>;
+  /** "settings={...}": what was there before, for the fdset's label (see fdset.ts and leftovers.ts). */
+  label: string;
+}
+
+/** What a migration's settings were before ramsnap changed them. */
+export interface Baseline {
+  capabilities: { capability: string; state: boolean }[];
+  params: Record<string, unknown>;
+}
+
+/** Puts `before` back; QEMU's complaint if it refused, else null. */
+export async function putBack(qmp: QmpClient, before: Baseline): Promise<string | null> {
+  try {
+    await qmp.execute("migrate-set-capabilities", { capabilities: before.capabilities });
+    if (Object.keys(before.params).length) await qmp.execute("migrate-set-parameters", before.params);
+    return null;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
 }
 
 type Params = Record<string, unknown>;
@@ -42,15 +61,8 @@ export async function applyMigrationSettings(qmp: QmpClient, version: QmpVersion
   };
 
   const applied: AppliedSettings = {
-    async restore() {
-      try {
-        await qmp.execute("migrate-set-capabilities", { capabilities: before.capabilities });
-        if (Object.keys(before.params).length) await qmp.execute("migrate-set-parameters", before.params);
-        return null;
-      } catch (e) {
-        return e instanceof Error ? e.message : String(e);
-      }
-    },
+    restore: () => putBack(qmp, before),
+    label: `settings=${JSON.stringify(before)}`,
   };
 
   const pages = (s.stream ?? "pages") === "pages";

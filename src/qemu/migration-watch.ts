@@ -29,7 +29,8 @@ export interface MigrationProgress {
   etaSeconds?: number;
 }
 
-export type Outcome = { kind: "completed"; info: MigrateInfo; seconds: number } | { kind: "failed"; info: MigrateInfo; status: string };
+/** `late`: a stop was asked for, but QEMU had completed the migration (a save's file is whole, a load done). */
+export type Outcome = { kind: "completed"; info: MigrateInfo; seconds: number; late?: boolean } | { kind: "failed"; info: MigrateInfo; status: string };
 
 export interface WatchOptions {
   direction: "save" | "restore";
@@ -66,8 +67,8 @@ export async function watchMigration(qmp: QmpClient, o: WatchOptions): Promise<O
     const status = info.status ?? "none";
     o.onProgress?.(progressOf(o.direction, status, seconds, info));
     const ended = status === "completed" || status === "failed" || status === "cancelled";
+    if (status === "completed") return { kind: "completed", info, seconds, ...(o.signal?.aborted ? { late: true } : {}) };
     if (ended && o.signal?.aborted) throw new CancelledError();
-    if (status === "completed") return { kind: "completed", info, seconds };
     if (ended) return { kind: "failed", info, status };
     await sleepUnlessAborted(o.pollMs ?? (seconds < FAST_POLLING_S ? FIRST_POLL_MS : DEFAULT_POLL_MS), o.cancelNow);
   }

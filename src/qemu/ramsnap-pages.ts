@@ -20,6 +20,9 @@ import type { QmpClient, QmpVersion } from "./qmp.ts";
 
 export interface PagesJob {
   qmp: QmpClient;
+  /** Save: also write FILE.sums (hashed in the channels). Restore: check the placed pages against it. */
+  manifest?: boolean;
+  verify?: boolean;
   /** Where the stream starts in the file (restore only). */
   offset?: number;
   version: QmpVersion;
@@ -37,6 +40,7 @@ export interface PagesJob {
 
 export interface PagesMoved {
   seconds: number;
+  manifest?: string;
   /** Page bytes ramsnap's channels moved (present pages plus bridged gaps). */
   pageBytes: number;
   /** Bytes of QEMU's own stream: device state and the blocks that are not backends. */
@@ -57,11 +61,13 @@ export async function saveByRamsnap(job: PagesJob): Promise<PagesMoved> {
       replace: job.backends.map((b) => ({ name: b.id, path: b.memPath!, part: { offset: b.offset, length: lengthOf(job, b) } })),
       channels: job.channels,
       directIo: job.directIo,
+      manifest: job.manifest,
       onProgress: (p) => job.onProgress?.(asMigrationProgress("save", p)),
       signal: job.signal,
     });
     const pageBytes = made.bytesWritten;
-    return { seconds: (performance.now() - t0) / 1000, pageBytes, streamBytes: dev.bytes, fdset: dev.fdset };
+    for (const p of made.staleRemoved ?? []) job.warnings.push(`removed ${p}, left by an earlier save that was killed`);
+    return { seconds: (performance.now() - t0) / 1000, pageBytes, streamBytes: dev.bytes, fdset: dev.fdset, ...(made.manifest ? { manifest: made.manifest } : {}) };
   } finally {
     rmSync(devices, { force: true });
   }
@@ -72,7 +78,7 @@ async function deviceStateTo(job: PagesJob, file: string): Promise<{ bytes: numb
   const settings = await applyMigrationSettings(job.qmp, job.version, { channels: 1, directIo: false, unlimitedBandwidth: true, stream: "device-state" });
   try {
     // Not cancellable: it takes milliseconds, and a cancel is checked again before the pages move.
-    const outcome = await migrateToFile(job.qmp, {}, file, false, async () => {});
+    const outcome = await migrateToFile(job.qmp, { label: settings.label }, file, false, async () => {});
     const removed = await removeFdset(outcome.fdset, job.warnings);
     return { bytes: outcome.info.ram?.transferred ?? 0, fdset: { id: outcome.fdset.id, descriptors: outcome.fdset.qemuFds.length, removed } };
   } finally {
@@ -90,6 +96,7 @@ export async function restoreByRamsnap(job: PagesJob): Promise<PagesMoved> {
     blocks: targets,
     channels: job.channels,
     directIo: job.directIo,
+    verify: job.verify,
     onProgress: (p) => job.onProgress?.(asMigrationProgress("restore", p)),
     signal: job.signal,
   });
@@ -103,7 +110,10 @@ function lengthOf(job: PagesJob, b: Backend): number {
   return job.blocks.find((x) => x.name === b.id)?.usedLength ?? b.size;
 }
 
-/** ramsnap's own counters, in the shape the QEMU path reports: bytes actually moved, rate and time left. */
+/**
+ * ramsnap's own counters, in the shape the QEMU path reports: bytes actually moved, and the rate of RAM
+ * covered per second with the time left (the rate the summary reports too, RAM over seconds).
+ */
 function asMigrationProgress(direction: "save" | "restore", p: Progress): MigrationProgress {
   const rate = p.seconds > 0 ? p.doneBytes / p.seconds : 0;
   return {
@@ -113,7 +123,7 @@ function asMigrationProgress(direction: "save" | "restore", p: Progress): Migrat
     totalBytes: p.totalBytes,
     remainingBytes: p.totalBytes - p.doneBytes,
     transferredBytes: p.ioBytes,
-    bytesPerSecond: p.seconds > 0 ? p.ioBytes / p.seconds : 0,
+    bytesPerSecond: rate,
     ...(rate > 0 ? { etaSeconds: (p.totalBytes - p.doneBytes) / rate } : {}),
   };
 }
