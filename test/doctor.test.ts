@@ -2,7 +2,7 @@
 // (O_DIRECT with a statx alignment), tmpfs (/dev/shm and a small size-limited mount), and ramfs, which
 // refuses O_DIRECT. Mounting needs root; without it CI fails and a developer's run warns and skips.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, rmdirSync } from "node:fs";
+import { mkdirSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { doctor } from "../src/doctor.ts";
 import { RefusedError } from "../src/errors.ts";
@@ -166,5 +166,34 @@ describe("doctor", () => {
     expect(cli.code).toBe(2);
     expect(cli.stderr.trimEnd().split("\n")).toHaveLength(1);
     expect(cli.stderr).toMatch(/^ramsnap doctor: --size lots is not a size/);
+  });
+});
+
+describe("leftovers", () => {
+  test("doctor lists ramsnap's temporary files whose writer is gone, not those of a live one, and says so", () => {
+    const dir = join(disk.path, "leftovers");
+    mkdirSync(dir, { recursive: true });
+    // pid 2^22 + 1 is above Linux's pid_max (4194304): no process has it
+    const dead = join(dir, ".vm.ram.ramsnap-4194305-abc123.tmp");
+    const live = join(dir, `.vm.ram.ramsnap-${process.pid}-def456.tmp`);
+    writeFileSync(dead, "x");
+    writeFileSync(live, "y");
+    const r = doctor(dir);
+    expect(r.staleTemporaries).toEqual([dead]);
+    expect(r.warnings).toContain(`${dead} is a temporary file of a save that was killed; the next save of that file removes it (or delete it)`);
+  });
+
+  test("a save removes the temporary file an earlier, killed save of the same file left, and says so in one line", async () => {
+    const dir = join(disk.path, "resave");
+    mkdirSync(dir, { recursive: true });
+    const img = join(dir, "img.raw");
+    writeFileSync(img, new Uint8Array(MiB).fill(7));
+    const target = join(dir, "vm.ram");
+    const dead = join(dir, ".vm.ram.ramsnap-4194305-abc123.tmp");
+    writeFileSync(dead, "half a save");
+    const r = await ramsnap("save", "-o", target, "--block", `ram0=${img}`);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(`removed ${dead}, left by an earlier save that was killed\n`);
+    expect(readdirSync(dir).sort()).toEqual(["img.raw", "vm.ram", "vm.ram.sums"]);
   });
 });

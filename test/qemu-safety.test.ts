@@ -220,6 +220,8 @@ describe.skipIf(!requireQemu())("qemu save|restore: nothing lost, nothing silent
             expect(r.code).toBe(0);
             expect(r.stdout).toMatch(/the guest is running/);
             expect((await queryRunState(dst.qmp)).status).toBe("running");
+            // restoring twice into one QEMU: says what happened, not to start it with -incoming defer (it was)
+            expectQemuError(await ramsnap("qemu", "restore", "--qmp", socket, file), "restore", 1, /has already loaded a guest \(its incoming migration completed; the guest is 'running'\): start a new QEMU with -incoming defer to restore again/);
             if (pages === "ramsnap") {
               expect(r.stderr).toMatch(/\rrestore \[[#-]{30}\] +100% {2}[\d.]+ \w*B \/ [\d.]+ \w*B {2}written [\d.]+ \w*B {2}[\d.]+ \w*B\/s {2}ETA \d+s/);
             }

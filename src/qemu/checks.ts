@@ -28,12 +28,16 @@ export async function checkSavable(qmp: QmpClient, socket: string): Promise<RunS
 /** The destination must be waiting for an incoming migration it has not started. */
 export async function checkLoadable(qmp: QmpClient, socket: string): Promise<void> {
   const state = await queryRunState(qmp);
+  const previous = await queryMigrate(qmp);
   if (state.status !== "inmigrate") {
+    // A QEMU that has already loaded a guest was started with -incoming defer: say what happened instead.
+    if (previous.status === "completed") {
+      throw new QemuStateError(`QEMU at ${socket} has already loaded a guest (its incoming migration completed; the guest is '${state.status}'): start a new QEMU with -incoming defer to restore again`);
+    }
     throw new QemuStateError(
       `QEMU at ${socket} is not waiting for an incoming migration (its guest is '${state.status}'): start the destination QEMU with -incoming defer to restore into it`,
     );
   }
-  const previous = await queryMigrate(qmp);
   if (migrationRunning(previous)) {
     throw new QemuStateError(`QEMU at ${socket} is already loading an incoming migration (status '${previous.status}')`);
   }
