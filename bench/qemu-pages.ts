@@ -105,7 +105,8 @@ const ramsnapPath =
   async (src, socket, sizeMiB, check) => {
     rmSync(file, { force: true });
     dropCaches();
-    const s = await cli("qemu", "save", "--qmp", socket, file, "--channels", "4", "--direct-io", "--pages", pages);
+    // No manifest: QEMU writes none, so the comparison is of moving pages alone (bench/MANIFEST.md has its cost).
+    const s = await cli("qemu", "save", "--qmp", socket, file, "--channels", "4", "--direct-io", "--pages", pages, "--no-manifest");
     let rss = 0;
     const restore = await restoreInto(src, sizeMiB, check, `ramsnap --pages ${pages}`, async (dst) => {
       const r = await cli("qemu", "restore", "--qmp", dst.socket, file, "--channels", "4", "--direct-io", "--pages", pages);
