@@ -176,6 +176,8 @@ try {
             (runs.get(name) ?? runs.set(name, []).get(name)!).push(run);
             console.error(`${size} MiB ${kind} round ${r}: ${name}: save ${run.save.toFixed(2)} s, restore ${run.restore.toFixed(2)} s`);
             await src.g.qmp.execute("cont"); // out of postmigrate, so the next save may start
+            // QEMU's default back: (c) leaves zero-page-detection=none, which ramsnap's --pages qemu would inherit.
+            await src.g.qmp.execute("migrate-set-parameters", { "zero-page-detection": "multifd" });
           }
         }
       } finally {
