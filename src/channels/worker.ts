@@ -101,8 +101,11 @@ function restore(job: RestoreJob): void {
   const bitmap = new Uint8Array(job.bitmap);
   const isSet = (i: number) => testBit(bitmap, job.firstPage + i);
   const runs: Run[] = planRuns(isSet, 0, job.pages, maxGap, job.pages);
-  // Fault the target in with one call, unless pages the file lacks must stay holes (extract).
-  if (job.dstAligned && !job.keepHoles) populate(job.dst, job.pages * ps, libc.MADV_POPULATE_WRITE);
+  // A target that may hold old data has every page written (present ones read, absent ones zeroed): fault
+  // the whole chunk in with one call. A fresh one gets only its present pages, range by range below: the
+  // pages the file lacks stay unallocated (zero), which costs nothing, where allocating them cost ~0.4 s a
+  // GiB of shared memory (measured: 512 MiB, 60% present, restore 0.44 s -> see the note of this change).
+  if (job.dstAligned && job.zeroAbsent) populate(job.dst, job.pages * ps, libc.MADV_POPULATE_WRITE);
   // Sized for the longest gap planRuns bridges, once: vectors built below point at it.
   scratch ??= new libc.AlignedBuffer(Math.max(1, maxGap) * ps, DIRECT_ALIGN);
   let ioBytes = 0;
@@ -122,7 +125,7 @@ function restore(job: RestoreJob): void {
         while (i + n < r.count && isSet(r.first + i + n) === set) n++;
         // Extract's targets are not faulted in as a whole (their absent pages must stay holes): the
         // present ones are, range by range, with one call each rather than a fault per page.
-        if (set && job.keepHoles) populate(dst + i * ps, n * ps, libc.MADV_POPULATE_WRITE);
+        if (set && !job.zeroAbsent) populate(dst + i * ps, n * ps, libc.MADV_POPULATE_WRITE);
         if (!set && n > Math.max(1, maxGap)) throw new Error(`internal: a bridged gap of ${n} pages exceeds the scratch buffer`);
         iov.push([set ? dst + i * ps : scratch.ptr, n * ps]);
         i += n;
