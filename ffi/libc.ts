@@ -45,6 +45,7 @@ export const O_RDWR = 2;
 export const O_ACCMODE = 3;
 export const O_CREAT = 0o100;
 export const O_EXCL = 0o200;
+export const O_APPEND = 0o2000;
 export const O_TRUNC = 0o1000;
 export const O_DIRECT = 0o40000;
 export const O_DIRECTORY = 0o200000;

@@ -227,6 +227,12 @@ describe("descriptors (--fd, --direct-fd)", () => {
     untouched();
   });
 
+  test("an --fd opened for appending (a shell's >>) is refused: pwrite would ignore every offset", async () => {
+    const fd = open(out, libc.O_WRONLY | libc.O_APPEND);
+    await saveRefused({ fd }, `--fd ${fd} was opened for appending (O_APPEND, a shell's >>), which makes every write land at the end of the file; open it without (e.g. ${fd}<>FILE)`);
+    untouched();
+  });
+
   test("a read-only --fd for save, a write-only one for restore", async () => {
     const ro = open(out, libc.O_RDONLY);
     await saveRefused({ fd: ro }, `--fd ${ro} is not open for writing`);

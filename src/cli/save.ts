@@ -114,7 +114,7 @@ EXAMPLES.set(
   saveCommand,
   `  ramsnap save -o vm.ram --block ram0=/dev/shm/guest-ram --channels 4 --direct-io
   ramsnap save -o vm.ram --block ram0=/dev/shm/node0 --block ram1=/dev/shm/node1 --machine pc-q35-9.2
-  ramsnap save --fd 3 --direct-fd 4 --block ram0=/dev/shm/guest-ram 3>>vm.ram   # fds from a manager
+  ramsnap save --fd 3 --block ram0=/dev/shm/guest-ram 3<>vm.ram   # a descriptor from a manager (not >>: O_APPEND is refused)
   ramsnap save --like qemu.sav -o edited.ram --block ram0=edited-ram0.raw   # load an edited RAM image back
 
 QEMU loads the file with the mapped-ram capability on, into a guest of the same machine type whose

@@ -28,5 +28,9 @@ function openFlags(fd: number, opt: string, access: Access): number {
   const acc = flags & libc.O_ACCMODE;
   const ok = access === "write" ? acc === libc.O_WRONLY || acc === libc.O_RDWR : acc === libc.O_RDONLY || acc === libc.O_RDWR;
   if (!ok) throw new OptionError(`${opt} ${fd} is not open for ${access === "write" ? "writing" : "reading"}`);
+  // With O_APPEND, Linux's pwrite ignores its offset and appends: every record would land at the end.
+  if (access === "write" && (flags & libc.O_APPEND) !== 0) {
+    throw new OptionError(`${opt} ${fd} was opened for appending (O_APPEND, a shell's >>), which makes every write land at the end of the file; open it without (e.g. ${fd}<>FILE)`);
+  }
   return flags;
 }
