@@ -31,7 +31,8 @@ export async function checkLoadable(qmp: QmpClient, socket: string): Promise<voi
   const previous = await queryMigrate(qmp);
   if (state.status !== "inmigrate") {
     // A QEMU that has already loaded a guest was started with -incoming defer: say what happened instead.
-    if (previous.status === "completed") {
+    // An incoming migration reports no RAM statistics (an outgoing one, a save, does).
+    if (previous.status === "completed" && previous.ram === undefined) {
       throw new QemuStateError(`QEMU at ${socket} has already loaded a guest (its incoming migration completed; the guest is '${state.status}'): start a new QEMU with -incoming defer to restore again`);
     }
     throw new QemuStateError(
