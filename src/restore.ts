@@ -3,6 +3,7 @@
 // channels read the present pages straight into the mapped targets.
 import { jobsPerChunk } from "./channels/jobs.ts";
 import { gibPerSecond, PageSession, type Progress } from "./channels/session.ts";
+import type { StageSeconds } from "./channels/messages.ts";
 import { IntegrityError, OptionError, RefusedError } from "./errors.ts";
 import type { RamBlockInfo } from "./format/parse.ts";
 import { checkMainStream, compareExtents } from "./integrity/check.ts";
@@ -44,6 +45,10 @@ export interface RestoreResult {
   totalBytes: number;
   readBytes: number;
   ioCalls: number;
+  /** Seconds each stage of the channels took, summed over them (channels/messages.ts StageSeconds). */
+  stages: StageSeconds;
+  /** Wall seconds the channels moved pages; the rest of `seconds` is opening, preparing and finishing. */
+  transferSeconds: number;
   seconds: number;
   gibPerSecond: number;
   channels: number;
@@ -79,6 +84,8 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     totalBytes,
     readBytes: stats.ioBytes,
     ioCalls: stats.ioCalls,
+    stages: stats.stages,
+    transferSeconds: stats.transferSeconds,
     seconds,
     gibPerSecond: gibPerSecond(totalBytes, seconds),
     channels: t.channels,

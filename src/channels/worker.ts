@@ -5,7 +5,7 @@ import * as libc from "../../ffi/libc.ts";
 import { setBit, testBit } from "../format/bitmap.ts";
 import { loadPages } from "../memory/page-source.ts";
 import { hashExtents } from "../integrity/hash.ts";
-import type { ChannelSetup, FromChannel, PrefetchJob, RestoreJob, SaveJob, ToChannel } from "./messages.ts";
+import { type ChannelSetup, type FromChannel, noStages, type PrefetchJob, type RestoreJob, type SaveJob, type StageSeconds, type ToChannel } from "./messages.ts";
 import { planRuns, type Run } from "./plan.ts";
 
 declare const self: Worker;
@@ -17,6 +17,37 @@ let bounce: libc.AlignedBuffer | undefined;
 let scratch: libc.AlignedBuffer | undefined;
 
 const post = (m: FromChannel) => self.postMessage(m);
+
+// Stage clocks (messages.ts StageSeconds), in milliseconds while a job runs. performance.now() costs
+// tens of nanoseconds and a job reads it about a dozen times per 8 MiB: nothing next to one pwrite.
+const now = () => performance.now();
+let st: StageSeconds = noStages();
+/** When this channel's last job ended (or its setup did): the time until the next job starts is idle. */
+let lastEnd = 0;
+
+function beginJob(): void {
+  const t = now();
+  st = noStages();
+  st.idle = t - lastEnd;
+}
+
+/** Runs fn, its time counted in `stage`. */
+function timed<T>(stage: keyof StageSeconds, fn: () => T): T {
+  const t = now();
+  try {
+    return fn();
+  } finally {
+    st[stage] += now() - t;
+  }
+}
+
+/** The job's stage times in seconds, for its JobDone; ends the job's clock. */
+function endJob(): StageSeconds {
+  lastEnd = now();
+  const out = noStages();
+  for (const k of Object.keys(out) as (keyof StageSeconds)[]) out[k] = st[k] / 1000;
+  return out;
+}
 
 /** Direct I/O needs aligned buffers, offsets and lengths; checking here turns a kernel EINVAL into a clear error. */
 const DIRECT_ALIGN = 4096;
@@ -64,8 +95,11 @@ function save(job: SaveJob): void {
   const { fd, pageSize: ps, maxGap } = setup!;
   const bitmap = new Uint8Array(job.bitmap);
   const present = new Uint8Array(job.pages);
+  let t = now();
   if (job.source.kind === "memory" && job.zeroDetect) populate(job.source.addr, job.pages * ps, libc.MADV_POPULATE_READ);
   const { base, aligned, exists, holeBytes } = loadPages(job.source, job.pages, ps, bounceOf);
+  st.readSource += now() - t;
+  t = now();
   let count = 0;
   for (let i = 0; i < job.pages; i++) {
     if (exists && !exists(i)) continue;
@@ -76,6 +110,7 @@ function save(job: SaveJob): void {
       count++;
     }
   }
+  if (job.zeroDetect) st.zeroCheck += now() - t;
   const runs = planRuns((i) => present[i] === 1, 0, job.pages, maxGap, job.pages);
   let ioBytes = 0;
   for (const r of runs) {
@@ -83,17 +118,22 @@ function save(job: SaveJob): void {
     const off = job.fileOffset + r.first * ps;
     const src = base + r.first * ps;
     if (aligned) {
+      t = now();
       libc.pwriteFull(fd, src, len, off, io());
     } else {
       // Only memory sources are unaligned, and they never use the bounce buffer for loading.
+      t = now();
       const b = bounceOf(len);
       b.view.set(libc.viewOf(src, len));
+      st.readSource += now() - t;
+      t = now();
       libc.pwriteFull(fd, b.ptr, len, off, io());
     }
+    st.diskWait += now() - t;
     ioBytes += len;
   }
-  const hashes = job.hashExtents ? hashExtents(base, job.pages * ps) : undefined;
-  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present: count, hashes, holeBytes });
+  const hashes = job.hashExtents ? timed("hash", () => hashExtents(base, job.pages * ps)) : undefined;
+  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present: count, hashes, holeBytes, stages: endJob() });
 }
 
 function restore(job: RestoreJob): void {
@@ -102,7 +142,9 @@ function restore(job: RestoreJob): void {
   const isSet = (i: number) => testBit(bitmap, job.firstPage + i);
   const runs: Run[] = planRuns(isSet, 0, job.pages, maxGap, job.pages);
   // Fault the target in with one call, unless pages the file lacks must stay holes (extract).
+  let t = now();
   if (job.dstAligned && !job.keepHoles) populate(job.dst, job.pages * ps, libc.MADV_POPULATE_WRITE);
+  st.faultTarget += now() - t;
   // Sized for the longest gap planRuns bridges, once: vectors built below point at it.
   scratch ??= new libc.AlignedBuffer(Math.max(1, maxGap) * ps, DIRECT_ALIGN);
   let ioBytes = 0;
@@ -122,26 +164,36 @@ function restore(job: RestoreJob): void {
         while (i + n < r.count && isSet(r.first + i + n) === set) n++;
         // Extract's targets are not faulted in as a whole (their absent pages must stay holes): the
         // present ones are, range by range, with one call each rather than a fault per page.
-        if (set && job.keepHoles) populate(dst + i * ps, n * ps, libc.MADV_POPULATE_WRITE);
+        if (set && job.keepHoles) {
+          t = now();
+          populate(dst + i * ps, n * ps, libc.MADV_POPULATE_WRITE);
+          st.faultTarget += now() - t;
+        }
         if (!set && n > Math.max(1, maxGap)) throw new Error(`internal: a bridged gap of ${n} pages exceeds the scratch buffer`);
         iov.push([set ? dst + i * ps : scratch.ptr, n * ps]);
         i += n;
       }
+      t = now();
       libc.preadvFull(fd, iov, off, io());
+      st.diskWait += now() - t;
     } else {
       // An unaligned target cannot take O_DIRECT: through the bounce buffer, copying only present pages.
       const b = bounceOf(len);
+      t = now();
       libc.preadFull(fd, b.ptr, len, off, io());
+      st.diskWait += now() - t;
+      t = now();
       ranges(r.count, (i) => isSet(r.first + i), (first, count) => libc.memcpy(dst + first * ps, b.ptr + first * ps, count * ps));
+      st.faultTarget += now() - t;
     }
     ioBytes += len;
   }
   let present = 0;
   for (let i = 0; i < job.pages; i++) if (isSet(i)) present++;
   // A target that held data before must read as zeros wherever the file has no page.
-  if (job.zeroAbsent) ranges(job.pages, (i) => !isSet(i), (first, count) => libc.memset(job.dst + first * ps, 0, count * ps));
-  const hashes = job.hashExtents ? hashExtents(job.dst, job.pages * ps) : undefined;
-  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present, hashes });
+  if (job.zeroAbsent) timed("faultTarget", () => ranges(job.pages, (i) => !isSet(i), (first, count) => libc.memset(job.dst + first * ps, 0, count * ps)));
+  const hashes = job.hashExtents ? timed("hash", () => hashExtents(job.dst, job.pages * ps)) : undefined;
+  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present, hashes, stages: endJob() });
 }
 
 function prefetch(job: PrefetchJob): void {
@@ -152,11 +204,14 @@ function prefetch(job: PrefetchJob): void {
   let present = 0;
   for (const r of runs) {
     const len = r.count * ps;
-    libc.preadFull(fd, bounceOf(len).ptr, len, job.fileOffset + r.first * ps, io());
+    const b = bounceOf(len);
+    const t = now();
+    libc.preadFull(fd, b.ptr, len, job.fileOffset + r.first * ps, io());
+    st.diskWait += now() - t;
     ioBytes += len;
   }
   for (let i = 0; i < job.pages; i++) if (testBit(bitmap, job.firstPage + i)) present++;
-  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present });
+  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present, stages: endJob() });
 }
 
 // Tests only: RAMSNAP_TEST_FAULTS="channel-exit@N" makes a channel exit abruptly on its N-th job.
@@ -170,6 +225,7 @@ self.onmessage = (ev: MessageEvent<ToChannel>) => {
     setup = m;
     zeroPage = new libc.AlignedBuffer(m.pageSize, DIRECT_ALIGN);
     zeroPage.view.fill(0);
+    lastEnd = now();
     post({ type: "ready", channel: m.channel });
     return;
   }
@@ -180,6 +236,7 @@ self.onmessage = (ev: MessageEvent<ToChannel>) => {
     process.exit(0);
   }
   try {
+    beginJob();
     if (m.type === "save") save(m);
     else if (m.type === "restore") restore(m);
     else prefetch(m);
