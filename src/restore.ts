@@ -29,7 +29,11 @@ export interface RestoreOptions {
   directIo?: boolean;
   offset?: number;
   maxGap?: number;
-  /** Leave pages the file does not hold as holes in fresh target files (slower: see the worker). */
+  /**
+   * Leave every page the file does not hold as a hole in fresh target files, the few absent pages of a
+   * bridged gap included (slower: see the worker). Without it a fresh target gets memory for each run the
+   * channels read, so only long absent runs stay holes.
+   */
   keepHoles?: boolean;
   /** Check the restored bytes (and the file's main stream) against FILE.sums; fail naming the first bad extent. */
   verify?: boolean;
@@ -141,6 +145,7 @@ function restoreJobs(file: SaveFileReader, blocks: RamBlockInfo[], regions: Memo
     pages: c.pages,
     zeroAbsent: regions[i]!.mayHoldData,
     keepHoles: !regions[i]!.mayHoldData && o.keepHoles,
+    ...(regions[i]!.reserveFd !== undefined ? { reserve: { fd: regions[i]!.reserveFd!, offset: c.byteOffset, path: regions[i]!.name } } : {}),
     hashExtents: o.verify,
   }));
 }

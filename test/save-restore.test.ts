@@ -188,6 +188,28 @@ describe("zero and dense blocks", () => {
   });
 });
 
+describe("fresh restore targets get memory only where the file has pages", () => {
+  test("a clustered image: the target's allocated bytes are the present runs', not the block's; old targets are filled whole", async () => {
+    const size = 48 * MiB;
+    const img = image("clustered-fresh.raw", size, { kind: "clustered", seed: 9, nonZero: 0.3 });
+    const file = onDisk("clustered-fresh.ram");
+    const s = await save({ path: file, blocks: [{ name: "ram0", path: img.path }], channels: 2, directIo: direct });
+    expect(s.pagesZero).toBeGreaterThan(0);
+    const out = inShm("clustered-fresh.out");
+    const r = await restore({ path: file, blocks: [{ name: "ram0", path: out }], channels: 2, directIo: direct });
+    expect(await sameFiles(img.path, out)).toBeNull();
+    // Clustered units are 2 MiB: whole runs, nothing bridged, so exactly the present pages were reserved.
+    expect(libc.statx(out).allocated).toBe(s.pagesPresent * PAGE);
+    expect(r.readBytes).toBe(s.pagesPresent * PAGE);
+    // A target that held data is reserved whole and its absent pages zeroed.
+    const old = inShm("clustered-old.out");
+    await writeFilled(old, size, 0x6b);
+    await restore({ path: file, blocks: [{ name: "ram0", path: old }], channels: 2, directIo: direct });
+    expect(await sameFiles(img.path, old)).toBeNull();
+    expect(libc.statx(old).allocated).toBeGreaterThanOrEqual(size);
+  });
+});
+
 describe("stage counters", () => {
   // Which stages a run passes through is a fact of the code path, not of the machine: a stage the run
   // never enters stays exactly 0, one it enters is above 0, and the channels' busy time fits in their wall time.

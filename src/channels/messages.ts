@@ -49,6 +49,11 @@ export interface RestoreJob {
   zeroAbsent: boolean;
   /** The target is fresh and must stay sparse: never touch a page the file does not hold. */
   keepHoles?: boolean;
+  /**
+   * The target is a fresh file not reserved yet (memory/region.ts reserveFd): fallocate each run at
+   * `offset` + its offset in the chunk on `fd` before reading into it (ENOSPC, never SIGBUS).
+   */
+  reserve?: { fd: number; offset: number; path: string };
   /** Hash each 1 MiB extent of the restored chunk, to check against the manifest. */
   hashExtents?: boolean;
 }

@@ -78,6 +78,19 @@ function populate(addr: number, length: number, advice: number): void {
   }
 }
 
+let fallocateWorks = true;
+/** Reserves `len` bytes of a fresh target file at `at` into the chunk (see RestoreJob.reserve). */
+function reserveRun(r: NonNullable<RestoreJob["reserve"]>, at: number, len: number): void {
+  if (!fallocateWorks) return;
+  try {
+    libc.fallocate(r.fd, 0, r.offset + at, len, r.path);
+  } catch (e) {
+    // A file system without fallocate still works (memory/region.ts does the same); a full one must stop here.
+    if (!(e instanceof libc.SysError && e.code === "EOPNOTSUPP")) throw e;
+    fallocateWorks = false;
+  }
+}
+
 /** Calls fn(first, count) for each maximal range of pages in [0, n) for which pick(page) holds. */
 function ranges(n: number, pick: (p: number) => boolean, fn: (first: number, count: number) => void): void {
   for (let p = 0; p < n; ) {
@@ -141,9 +154,10 @@ function restore(job: RestoreJob): void {
   const bitmap = new Uint8Array(job.bitmap);
   const isSet = (i: number) => testBit(bitmap, job.firstPage + i);
   const runs: Run[] = planRuns(isSet, 0, job.pages, maxGap, job.pages);
-  // Fault the target in with one call, unless pages the file lacks must stay holes (extract).
+  // Fault the target in with one call, unless pages the file lacks must stay holes (extract) or the
+  // target is reserved run by run below.
   let t = now();
-  if (job.dstAligned && !job.keepHoles) populate(job.dst, job.pages * ps, libc.MADV_POPULATE_WRITE);
+  if (job.dstAligned && !job.keepHoles && !job.reserve) populate(job.dst, job.pages * ps, libc.MADV_POPULATE_WRITE);
   st.faultTarget += now() - t;
   // Sized for the longest gap planRuns bridges, once: vectors built below point at it.
   scratch ??= new libc.AlignedBuffer(Math.max(1, maxGap) * ps, DIRECT_ALIGN);
@@ -152,6 +166,14 @@ function restore(job: RestoreJob): void {
     const len = r.count * ps;
     const off = job.fileOffset + r.first * ps;
     const dst = job.dst + r.first * ps;
+    if (job.reserve) {
+      // A fresh target: only the runs the file holds get memory, reserved before the mapping is touched,
+      // then faulted in with one call; the rest stays holes (never-touched RAM, as it was saved).
+      t = now();
+      reserveRun(job.reserve, r.first * ps, len);
+      if (job.dstAligned && !job.keepHoles) populate(dst, len, libc.MADV_POPULATE_WRITE);
+      st.faultTarget += now() - t;
+    }
     if (job.dstAligned) {
       // Present pages go straight into the target, the slots of a bridged gap into a scratch buffer: a
       // slot's bytes are not a page (QEMU's live saves leave stale data there), and a target page the
