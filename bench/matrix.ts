@@ -5,7 +5,7 @@
 // bench/matrix.svg (the ratios as bars).
 //
 //   bun bench/matrix.ts [--sizes 2048,4096] [--patterns dense,clustered,scattered] [--channels 1,2,4]
-//                       [--rounds 3] [--dir /tmp] [--compare REV]
+//                       [--ops save,restore] [--rounds 3] [--dir /tmp] [--compare REV] [--smoke]
 //
 // References, per pattern and size:
 //   save      fio O_DIRECT write of the bytes a save must write at least: the whole image (dense), the
@@ -31,6 +31,8 @@ const { values: opt } = parseArgs({
     sizes: { type: "string", default: "2048" },
     patterns: { type: "string", default: "dense,clustered,scattered" },
     channels: { type: "string", default: "1,2,4" },
+    /** save, restore or both (a quick A/B of one side with --compare). */
+    ops: { type: "string", default: "save,restore" },
     rounds: { type: "string", default: "3" },
     dir: { type: "string", default: "/tmp" },
     compare: { type: "string" },
@@ -44,6 +46,7 @@ const dropCaches = opt.smoke ? () => {} : dropAll;
 const sizes = opt.sizes!.split(",").map(Number);
 const patterns = opt.patterns!.split(",") as PatternKind[];
 const channelSet = opt.channels!.split(",").map(Number);
+const ops = new Set(opt.ops!.split(","));
 const rounds = Number(opt.rounds);
 const TARGET = { dense: 1.1, clustered: 1.15, scattered: 1.0, restore: 1.2 } as const;
 
@@ -151,13 +154,13 @@ try {
       if (kind === "scattered") steps.push(["dd write", async () => (rmSync(ddFile, { force: true }), dropCaches(), void (cell.refs["dd write"] ??= []).push(dd()))]);
       for (const ch of channelSet) {
         for (const [label, lib] of libs) {
-          steps.push([`save ${ch} ch${label}`, async () => {
+          if (ops.has("save")) steps.push([`save ${ch} ch${label}`, async () => {
             rmSync(file, { force: true });
             dropCaches();
             const r = await measured(bytes, () => lib.save({ path: file, blocks: [{ name: "ram0", path: img }], channels: ch, directIo: true }));
             (cell.runs[`save ${ch} ch${label}`] ??= []).push(r);
           }]);
-          steps.push([`restore ${ch} ch${label}`, async () => {
+          if (ops.has("restore")) steps.push([`restore ${ch} ch${label}`, async () => {
             rmSync(target, { force: true });
             dropCaches();
             const r = await measured(bytes, () => lib.restore({ path: file, blocks: [{ name: "ram0", path: target }], channels: ch, directIo: true }));
@@ -258,7 +261,7 @@ for (const c of cells) {
 }
 
 const met = rows.filter((r) => r.ratio <= r.target).length;
-const cmd = `bun bench/matrix.ts --sizes ${opt.sizes} --patterns ${opt.patterns} --channels ${opt.channels} --rounds ${opt.rounds}${opt.compare ? ` --compare ${opt.compare}` : ""}`;
+const cmd = `bun bench/matrix.ts --sizes ${opt.sizes} --patterns ${opt.patterns} --channels ${opt.channels} --ops ${opt.ops} --rounds ${opt.rounds}${opt.compare ? ` --compare ${opt.compare}` : ""}`;
 const report = [
   "# The engine matrix: ramsnap beside fio, dd and the fresh-memory floor",
   "",
