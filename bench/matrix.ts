@@ -250,7 +250,7 @@ for (const c of cells) {
   }
   if (libs.length > 1) {
     const label = libs[1]![0];
-    md.push("", `This tree against${label} (median seconds, same rounds, alternated):`, "", "| run | this tree | " + label.trim() + " | this ÷ " + label.trim() + " |", "|---|---|---|---|");
+    md.push("", `This tree against${label} (median seconds, same rounds, alternated):`, "", `| run | this tree | ${label.trim()} | this ÷ ${label.trim()} |`, "|---|---|---|---|");
     for (const k of c.order.filter((k) => !k.endsWith(label))) {
       const a = median(c.runs[k]!.map((r) => r.seconds));
       const b = median(c.runs[k + label]!.map((r) => r.seconds));
@@ -299,6 +299,7 @@ function svgOf(rs: Row[]): string {
   const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${left + width + 70}" height="${h}" font-family="sans-serif" font-size="11">`,
+    "<title>ramsnap engine matrix: each run's time as a ratio to its reference</title>",
     `<text x="${left}" y="16" font-size="13">ratio to reference (tick: target; 1.0 dashed)</text>`,
     `<line x1="${x(1)}" y1="${top - 4}" x2="${x(1)}" y2="${h - 24}" stroke="#888" stroke-dasharray="3,3"/>`,
   ];

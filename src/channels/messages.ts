@@ -86,7 +86,11 @@ export interface StageSeconds {
   zeroCheck: number;
   /** In pwrite / preadv on the save file: under O_DIRECT, waiting for the disk. */
   diskWait: number;
-  /** Faulting target pages in (MADV_POPULATE_WRITE), zeroing absent pages, copying out of a bounce buffer. */
+  /**
+   * Reserving a fresh target's runs (fallocate), faulting other targets in (MADV_POPULATE_WRITE), zeroing
+   * absent pages, copying out of a bounce buffer. A fresh target's pages are faulted in by the read
+   * itself (pinning them for O_DIRECT), so that time is in diskWait.
+   */
   faultTarget: number;
   /** Hashing extents for the manifest. */
   hash: number;
