@@ -171,7 +171,8 @@ function restore(job: RestoreJob): void {
       // A fresh target: only the runs the file holds get memory, reserved before the mapping is touched;
       // the rest stays holes (never-touched RAM, as it was saved). The read's own page pinning faults the
       // run in: a MADV_POPULATE_WRITE first did the same faults once more (bench/matrix-ab/populate.md,
-      // 2 GiB, 4 channels: restore 0.86× dense, 0.85× clustered without it; 1 channel 1.02×, 0.93×).
+      // 2 GiB, alternated: 4 channels 0.86× dense, 0.85× clustered without it; 1 channel 1.02×, 0.93×;
+      // its last minute overlapped another benchmark, so read it as "no slower", not as a gain).
       t = now();
       reserveRun(job.reserve, r.first * ps, len);
       st.faultTarget += now() - t;
