@@ -265,7 +265,7 @@ const cmd = `bun bench/matrix.ts --sizes ${opt.sizes} --patterns ${opt.patterns}
 const report = [
   "# The engine matrix: ramsnap beside fio, dd and the fresh-memory floor",
   "",
-  `Run ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC at ${headRev}: images in /dev/shm (src/memory/synthetic.ts, seed 11, 60 % non-zero for clustered and scattered), ` +
+  `Run ended ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, at ${headRev}: images in /dev/shm (src/memory/synthetic.ts, seed 11, 60 % non-zero for clustered and scattered), ` +
     `save files on ${opt.dir} (ext4), direct I/O, the library in-process; ${cpus().length} vCPUs, Bun ${Bun.version}; ${rounds} rounds after a warm-up, ` +
     "the order of every run reversed each other round, page cache dropped before each disk run.",
   "",
