@@ -116,7 +116,7 @@ function copyClassic(input: MainFile, map: PageMap, out: ExtractedBlock[], o: Ex
 
 function copyClassicBlock(src: number, bp: PageMap["blocks"][number], path: string, signal?: AbortSignal): void {
   const ps = bp.info.length / bp.info.pages;
-  const target = mapFileForWrite(path, bp.info.length, false);
+  const target = mapFileForWrite(path, bp.info.length, "none");
   try {
     for (let p = 0; p < bp.info.pages; p++) {
       if ((p & 4095) === 0 && signal?.aborted) throw new CancelledError();

@@ -3,6 +3,7 @@
 // channels read the present pages straight into the mapped targets.
 import { jobsPerChunk } from "./channels/jobs.ts";
 import { gibPerSecond, PageSession, type Progress } from "./channels/session.ts";
+import type { StageSeconds } from "./channels/messages.ts";
 import { IntegrityError, OptionError, RefusedError } from "./errors.ts";
 import type { RamBlockInfo } from "./format/parse.ts";
 import { checkMainStream, compareExtents } from "./integrity/check.ts";
@@ -28,7 +29,11 @@ export interface RestoreOptions {
   directIo?: boolean;
   offset?: number;
   maxGap?: number;
-  /** Leave pages the file does not hold as holes in fresh target files (slower: see the worker). */
+  /**
+   * Leave every page the file does not hold as a hole in fresh target files, the few absent pages of a
+   * bridged gap included (slower: see the worker). Without it a fresh target gets memory for each run the
+   * channels read, so only long absent runs stay holes.
+   */
   keepHoles?: boolean;
   /** Check the restored bytes (and the file's main stream) against FILE.sums; fail naming the first bad extent. */
   verify?: boolean;
@@ -44,6 +49,10 @@ export interface RestoreResult {
   totalBytes: number;
   readBytes: number;
   ioCalls: number;
+  /** Seconds each stage of the channels took, summed over them (channels/messages.ts StageSeconds). */
+  stages: StageSeconds;
+  /** Wall seconds the channels moved pages; the rest of `seconds` is opening, preparing and finishing. */
+  transferSeconds: number;
   seconds: number;
   gibPerSecond: number;
   channels: number;
@@ -79,6 +88,8 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     totalBytes,
     readBytes: stats.ioBytes,
     ioCalls: stats.ioCalls,
+    stages: stats.stages,
+    transferSeconds: stats.transferSeconds,
     seconds,
     gibPerSecond: gibPerSecond(totalBytes, seconds),
     channels: t.channels,
@@ -134,6 +145,7 @@ function restoreJobs(file: SaveFileReader, blocks: RamBlockInfo[], regions: Memo
     pages: c.pages,
     zeroAbsent: regions[i]!.mayHoldData,
     keepHoles: !regions[i]!.mayHoldData && o.keepHoles,
+    ...(regions[i]!.reserveFd !== undefined ? { reserve: { fd: regions[i]!.reserveFd!, offset: c.byteOffset, path: regions[i]!.name } } : {}),
     hashExtents: o.verify,
   }));
 }

@@ -2,6 +2,7 @@
 // pages at their fixed slots (direct I/O when asked), and only once the pages are on disk does the main
 // stream write the bitmaps and the tail that ends in EOF.
 import { gibPerSecond, PageSession, type Progress } from "./channels/session.ts";
+import type { StageSeconds } from "./channels/messages.ts";
 import { OptionError } from "./errors.ts";
 import { countSet } from "./format/bitmap.ts";
 import { DEFAULT_MACHINE_TYPE, DEFAULT_PAGE_SIZE } from "./format/constants.ts";
@@ -54,6 +55,10 @@ export interface SaveResult {
   /** Source bytes that were holes in their files (never-touched guest RAM): known zero, not read. */
   sourceHoleBytes: number;
   ioCalls: number;
+  /** Seconds each stage of the channels took, summed over them (channels/messages.ts StageSeconds). */
+  stages: StageSeconds;
+  /** Wall seconds the channels moved pages; the rest of `seconds` is opening, preparing and finishing. */
+  transferSeconds: number;
   pagesPresent: number;
   pagesZero: number;
   seconds: number;
@@ -90,6 +95,8 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
     writtenBytes: stats.ioBytes,
     sourceHoleBytes: stats.holeBytes,
     ioCalls: stats.ioCalls,
+    stages: stats.stages,
+    transferSeconds: stats.transferSeconds,
     pagesPresent: stats.present,
     pagesZero: blocks.reduce((s, b) => s + b.zero, 0),
     seconds,

@@ -11,6 +11,7 @@ import { basename, dirname, join } from "node:path";
 import * as libc from "../ffi/libc.ts";
 import { ChannelError } from "../src/errors.ts";
 import { inspectFile } from "../src/inspect.ts";
+import { restore } from "../src/restore.ts";
 import { save } from "../src/save.ts";
 import { verify } from "../src/verify.ts";
 import { requireDirectIo, scratchDir, writeImage } from "../harness/scratch.ts";
@@ -167,6 +168,36 @@ describe("ENOSPC: a save to a full, size-limited file system", () => {
     expect(ok.file).toBe(target);
     expect(verify({ path: target, blocks: [{ name: "ram0", path: small }] }).ok).toBe(true);
     rmSync(target);
+  });
+});
+
+describe("ENOSPC: a restore into a full, size-limited file system", () => {
+  let dir: string | null = null;
+  beforeAll(async () => {
+    dir = await mountTmpfs("24M");
+  });
+
+  // A fresh target's memory is reserved by the channels run by run, before the mapping is touched: the
+  // 64 MiB image cannot fit in 24 MiB, and the channel that hits the limit must fail with ENOSPC (a page
+  // of a shared mapping the file system cannot back would be SIGBUS instead).
+  test("a fresh target: one line naming the target and ENOSPC from a channel, no SIGBUS; the target is removed", async () => {
+    if (!dir) return;
+    const file = join(disk.path, "enospc-restore.ram");
+    expect((await ramsnap(["save", "-o", file, "--block", `ram0=${dense}`, "--channels", "2"])).code).toBe(0);
+    const out = join(dir, "fresh.out");
+    const r = await ramsnap(["restore", file, "--block", `ram0=${out}`, "--channels", "2", ...(direct ? ["--direct-io"] : [])]);
+    expectOneLineError(r, "restore", new RegExp(`fallocate ${re(out).source}: ENOSPC`));
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(dir)).toEqual([]);
+    // From a channel, as the library sees it: the main thread reserved nothing up front.
+    const e = await restore({ path: file, blocks: [{ name: "ram0", path: out }], channels: 2 }).then(
+      () => null,
+      (x: unknown) => x,
+    );
+    expect(e).toBeInstanceOf(ChannelError);
+    expect((e as { code?: string }).code).toBe("ENOSPC");
+    expect(readdirSync(dir)).toEqual([]);
+    rmSync(file);
   });
 });
 

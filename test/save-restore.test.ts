@@ -8,6 +8,7 @@ import * as libc from "../ffi/libc.ts";
 import { CancelledError, FormatError, inspectFile, OptionError, restore, save } from "../src/index.ts";
 import { testBit } from "../src/format/bitmap.ts";
 import { planRuns } from "../src/channels/plan.ts";
+import type { StageSeconds } from "../src/channels/messages.ts";
 import { CHUNK_PAGES, DEFAULT_MAX_GAP } from "../src/options.ts";
 import type { Pattern } from "../src/memory/synthetic.ts";
 import {
@@ -184,6 +185,71 @@ describe("zero and dense blocks", () => {
     const r = await restore({ path: file, blocks: [{ name: "ram0", path: out }], channels: 2, directIo: direct });
     expect([r.readBytes, r.ioCalls]).toEqual([size, 2]);
     expect(await sameFiles(img.path, out)).toBeNull();
+  });
+});
+
+describe("fresh restore targets get memory only where the file has pages", () => {
+  test("a clustered image: the target's allocated bytes are the present runs', not the block's; old targets are filled whole", async () => {
+    const size = 48 * MiB;
+    const img = image("clustered-fresh.raw", size, { kind: "clustered", seed: 9, nonZero: 0.3 });
+    const file = onDisk("clustered-fresh.ram");
+    const s = await save({ path: file, blocks: [{ name: "ram0", path: img.path }], channels: 2, directIo: direct });
+    expect(s.pagesZero).toBeGreaterThan(0);
+    const out = inShm("clustered-fresh.out");
+    const r = await restore({ path: file, blocks: [{ name: "ram0", path: out }], channels: 2, directIo: direct });
+    expect(await sameFiles(img.path, out)).toBeNull();
+    // Clustered units are 2 MiB: whole runs, nothing bridged, so exactly the present pages were reserved.
+    expect(libc.statx(out).allocated).toBe(s.pagesPresent * PAGE);
+    expect(r.readBytes).toBe(s.pagesPresent * PAGE);
+    // A target that held data is reserved whole and its absent pages zeroed.
+    const old = inShm("clustered-old.out");
+    await writeFilled(old, size, 0x6b);
+    await restore({ path: file, blocks: [{ name: "ram0", path: old }], channels: 2, directIo: direct });
+    expect(await sameFiles(img.path, old)).toBeNull();
+    expect(libc.statx(old).allocated).toBeGreaterThanOrEqual(size);
+  });
+});
+
+describe("stage counters", () => {
+  // Which stages a run passes through is a fact of the code path, not of the machine: a stage the run
+  // never enters stays exactly 0, one it enters is above 0, and the channels' busy time fits in their wall time.
+  const size = 16 * MiB;
+  const img = image("stages.raw", size, { kind: "scattered", seed: 5, nonZero: 0.5 });
+  type Timed = { stages: StageSeconds; transferSeconds: number; seconds: number; channels: number };
+  const busyFits = (r: Timed) => {
+    for (const v of Object.values(r.stages)) expect(Number.isFinite(v) && v >= 0).toBe(true);
+    expect(r.transferSeconds).toBeGreaterThan(0);
+    expect(r.transferSeconds).toBeLessThanOrEqual(r.seconds);
+    const busy = r.stages.readSource! + r.stages.zeroCheck! + r.stages.diskWait! + r.stages.faultTarget! + r.stages.hash!;
+    expect(busy).toBeLessThanOrEqual(r.channels * r.transferSeconds);
+  };
+
+  test("save: source reads, zero checks and disk writes; hashing only with a manifest; no target faults", async () => {
+    const file = onDisk("stages.ram");
+    const s = await save({ path: file, blocks: [{ name: "ram0", path: img.path }], channels: 2, directIo: direct });
+    expect(Object.keys(s.stages).sort()).toEqual(["diskWait", "faultTarget", "hash", "idle", "readSource", "zeroCheck"]);
+    expect([s.stages.readSource > 0, s.stages.zeroCheck > 0, s.stages.diskWait > 0]).toEqual([true, true, true]);
+    expect([s.stages.faultTarget, s.stages.hash]).toEqual([0, 0]);
+    busyFits(s);
+    const m = await save({ path: file, blocks: [{ name: "ram0", path: img.path }], channels: 2, directIo: direct, manifest: true });
+    expect(m.stages.hash).toBeGreaterThan(0);
+    busyFits(m);
+    const all = await save({ path: file, blocks: [{ name: "ram0", path: img.path }], channels: 1, directIo: direct, zeroPageDetection: false });
+    expect(all.stages.zeroCheck).toBe(0);
+    expect(all.stages.diskWait).toBeGreaterThan(0);
+    busyFits(all);
+  });
+
+  test("restore: target faults and disk reads; no source reads or zero checks; hashing only with --verify", async () => {
+    const file = onDisk("stages-r.ram");
+    await save({ path: file, blocks: [{ name: "ram0", path: img.path }], channels: 2, directIo: direct, manifest: true });
+    const r = await restore({ path: file, blocks: [{ name: "ram0", path: inShm("stages.out") }], channels: 2, directIo: direct });
+    expect([r.stages.faultTarget > 0, r.stages.diskWait > 0]).toEqual([true, true]);
+    expect([r.stages.readSource, r.stages.zeroCheck, r.stages.hash]).toEqual([0, 0, 0]);
+    busyFits(r);
+    const v = await restore({ path: file, blocks: [{ name: "ram0", path: inShm("stages-v.out") }], channels: 2, directIo: direct, verify: true });
+    expect(v.stages.hash).toBeGreaterThan(0);
+    busyFits(v);
   });
 });
 

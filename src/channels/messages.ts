@@ -49,6 +49,11 @@ export interface RestoreJob {
   zeroAbsent: boolean;
   /** The target is fresh and must stay sparse: never touch a page the file does not hold. */
   keepHoles?: boolean;
+  /**
+   * The target is a fresh file not reserved yet (memory/region.ts reserveFd): fallocate each run at
+   * `offset` + its offset in the chunk on `fd` before reading into it (ENOSPC, never SIGBUS).
+   */
+  reserve?: { fd: number; offset: number; path: string };
   /** Hash each 1 MiB extent of the restored chunk, to check against the manifest. */
   hashExtents?: boolean;
 }
@@ -70,6 +75,33 @@ export interface PrefetchJob {
 export type Job = SaveJob | RestoreJob | PrefetchJob;
 export type ToChannel = ChannelSetup | Job | { type: "close" };
 
+/**
+ * Seconds one channel spent in each stage of a job, taken with performance.now() around the calls (a
+ * dozen reads of the clock per job of 8 MiB). What is left of a job's time is planning runs and bitmaps.
+ */
+export interface StageSeconds {
+  /** Getting the source's pages to an address: pread of a file source (holes zeroed), faulting a buffer in. */
+  readSource: number;
+  /** Zero-page checks (memcmp per page). */
+  zeroCheck: number;
+  /** In pwrite / preadv on the save file: under O_DIRECT, waiting for the disk. */
+  diskWait: number;
+  /**
+   * Reserving a fresh target's runs (fallocate), faulting other targets in (MADV_POPULATE_WRITE), zeroing
+   * absent pages, copying out of a bounce buffer. A fresh target's pages are faulted in by the read
+   * itself (pinning them for O_DIRECT), so that time is in diskWait.
+   */
+  faultTarget: number;
+  /** Hashing extents for the manifest. */
+  hash: number;
+  /** Waiting for this job after the last one ended (or after setup, for the first). */
+  idle: number;
+}
+
+export const STAGES = ["readSource", "zeroCheck", "diskWait", "faultTarget", "hash", "idle"] as const satisfies readonly (keyof StageSeconds)[];
+
+export const noStages = (): StageSeconds => ({ readSource: 0, zeroCheck: 0, diskWait: 0, faultTarget: 0, hash: 0, idle: 0 });
+
 export interface JobDone {
   type: "done";
   id: number;
@@ -83,6 +115,7 @@ export interface JobDone {
   holeBytes?: number;
   /** With hashExtents: the xxh3 of each extent of the chunk, in order. */
   hashes?: string[];
+  stages: StageSeconds;
 }
 
 export interface JobFailed {

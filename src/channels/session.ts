@@ -5,7 +5,7 @@
 // no Worker touches memory being unmapped), then what it owns, newest first.
 import { ExtentHashes } from "../integrity/hash.ts";
 import { throwIfAborted } from "../errors.ts";
-import type { Job, JobDone } from "./messages.ts";
+import { type Job, type JobDone, noStages, STAGES, type StageSeconds } from "./messages.ts";
 import { ChannelPool } from "./pool.ts";
 
 /** The descriptor channels do their positional I/O on. */
@@ -32,6 +32,10 @@ export interface TransferStats {
   present: number;
   /** Save: source bytes skipped as holes (never-touched guest RAM), not read. */
   holeBytes: number;
+  /** Seconds in each stage, summed over the channels (see messages.ts StageSeconds). */
+  stages: StageSeconds;
+  /** Wall seconds from the first job handed out to the last one done. */
+  transferSeconds: number;
 }
 
 export interface SessionOptions {
@@ -75,7 +79,7 @@ export class PageSession implements AsyncDisposable {
 
   /** Runs every job on the channels, reporting progress and gathering hashes; stops on abort or failure. */
   async run(jobs: Iterable<JobInput>, totalBytes: number): Promise<TransferStats> {
-    const stats: TransferStats = { ioBytes: 0, ioCalls: 0, present: 0, holeBytes: 0 };
+    const stats: TransferStats = { ioBytes: 0, ioCalls: 0, present: 0, holeBytes: 0, stages: noStages(), transferSeconds: 0 };
     let doneBytes = 0;
     const onDone = (d: JobDone, job: JobInput) => {
       if (d.hashes) this.hashes.add(job.block, job.firstPage * this.#pageSize, d.hashes);
@@ -84,9 +88,12 @@ export class PageSession implements AsyncDisposable {
       stats.ioCalls += d.ioCalls;
       stats.present += d.present;
       stats.holeBytes += d.holeBytes ?? 0;
+      for (const k of STAGES) stats.stages[k] += d.stages[k];
       this.options.onProgress?.({ doneBytes, totalBytes, ioBytes: stats.ioBytes, seconds: this.seconds });
     };
+    const t0 = performance.now();
     await this.#pool!.run(jobs, onDone, this.options.signal);
+    stats.transferSeconds = (performance.now() - t0) / 1000;
     return stats;
   }
 

@@ -5,7 +5,7 @@ import * as libc from "../../ffi/libc.ts";
 import { setBit, testBit } from "../format/bitmap.ts";
 import { loadPages } from "../memory/page-source.ts";
 import { hashExtents } from "../integrity/hash.ts";
-import type { ChannelSetup, FromChannel, PrefetchJob, RestoreJob, SaveJob, ToChannel } from "./messages.ts";
+import { type ChannelSetup, type FromChannel, noStages, type PrefetchJob, type RestoreJob, type SaveJob, type StageSeconds, type ToChannel } from "./messages.ts";
 import { planRuns, type Run } from "./plan.ts";
 
 declare const self: Worker;
@@ -17,6 +17,38 @@ let bounce: libc.AlignedBuffer | undefined;
 let scratch: libc.AlignedBuffer | undefined;
 
 const post = (m: FromChannel) => self.postMessage(m);
+
+// Stage clocks (messages.ts StageSeconds), in milliseconds while a job runs. performance.now() costs
+// ~40 ns here (10^7 calls in a loop) and a job reads it about a dozen times per 8 MiB: ~0.5 µs a job,
+// ~0.13 ms per 2 GiB, against ~5 ms for one 8 MiB pwrite.
+const now = () => performance.now();
+let st: StageSeconds = noStages();
+/** When this channel's last job ended (or its setup did): the time until the next job starts is idle. */
+let lastEnd = 0;
+
+function beginJob(): void {
+  const t = now();
+  st = noStages();
+  st.idle = t - lastEnd;
+}
+
+/** Runs fn, its time counted in `stage`. */
+function timed<T>(stage: keyof StageSeconds, fn: () => T): T {
+  const t = now();
+  try {
+    return fn();
+  } finally {
+    st[stage] += now() - t;
+  }
+}
+
+/** The job's stage times in seconds, for its JobDone; ends the job's clock. */
+function endJob(): StageSeconds {
+  lastEnd = now();
+  const out = noStages();
+  for (const k of Object.keys(out) as (keyof StageSeconds)[]) out[k] = st[k] / 1000;
+  return out;
+}
 
 /** Direct I/O needs aligned buffers, offsets and lengths; checking here turns a kernel EINVAL into a clear error. */
 const DIRECT_ALIGN = 4096;
@@ -47,6 +79,19 @@ function populate(addr: number, length: number, advice: number): void {
   }
 }
 
+let fallocateWorks = true;
+/** Reserves `len` bytes of a fresh target file at `at` into the chunk (see RestoreJob.reserve). */
+function reserveRun(r: NonNullable<RestoreJob["reserve"]>, at: number, len: number): void {
+  if (!fallocateWorks) return;
+  try {
+    libc.fallocate(r.fd, 0, r.offset + at, len, r.path);
+  } catch (e) {
+    // A file system without fallocate still works (memory/region.ts does the same); a full one must stop here.
+    if (!(e instanceof libc.SysError && e.code === "EOPNOTSUPP")) throw e;
+    fallocateWorks = false;
+  }
+}
+
 /** Calls fn(first, count) for each maximal range of pages in [0, n) for which pick(page) holds. */
 function ranges(n: number, pick: (p: number) => boolean, fn: (first: number, count: number) => void): void {
   for (let p = 0; p < n; ) {
@@ -64,8 +109,11 @@ function save(job: SaveJob): void {
   const { fd, pageSize: ps, maxGap } = setup!;
   const bitmap = new Uint8Array(job.bitmap);
   const present = new Uint8Array(job.pages);
+  let t = now();
   if (job.source.kind === "memory" && job.zeroDetect) populate(job.source.addr, job.pages * ps, libc.MADV_POPULATE_READ);
   const { base, aligned, exists, holeBytes } = loadPages(job.source, job.pages, ps, bounceOf);
+  st.readSource += now() - t;
+  t = now();
   let count = 0;
   for (let i = 0; i < job.pages; i++) {
     if (exists && !exists(i)) continue;
@@ -76,6 +124,7 @@ function save(job: SaveJob): void {
       count++;
     }
   }
+  if (job.zeroDetect) st.zeroCheck += now() - t;
   const runs = planRuns((i) => present[i] === 1, 0, job.pages, maxGap, job.pages);
   let ioBytes = 0;
   for (const r of runs) {
@@ -83,17 +132,22 @@ function save(job: SaveJob): void {
     const off = job.fileOffset + r.first * ps;
     const src = base + r.first * ps;
     if (aligned) {
+      t = now();
       libc.pwriteFull(fd, src, len, off, io());
     } else {
       // Only memory sources are unaligned, and they never use the bounce buffer for loading.
+      t = now();
       const b = bounceOf(len);
       b.view.set(libc.viewOf(src, len));
+      st.readSource += now() - t;
+      t = now();
       libc.pwriteFull(fd, b.ptr, len, off, io());
     }
+    st.diskWait += now() - t;
     ioBytes += len;
   }
-  const hashes = job.hashExtents ? hashExtents(base, job.pages * ps) : undefined;
-  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present: count, hashes, holeBytes });
+  const hashes = job.hashExtents ? timed("hash", () => hashExtents(base, job.pages * ps)) : undefined;
+  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present: count, hashes, holeBytes, stages: endJob() });
 }
 
 function restore(job: RestoreJob): void {
@@ -102,10 +156,13 @@ function restore(job: RestoreJob): void {
   const isSet = (i: number) => testBit(bitmap, job.firstPage + i);
   const runs: Run[] = planRuns(isSet, 0, job.pages, maxGap, job.pages);
   // A target that may hold old data has every page written (present ones read, absent ones zeroed): fault
-  // the whole chunk in with one call. A fresh one gets only its present pages, range by range below: the
-  // pages the file lacks stay unallocated (zero), which costs nothing, where allocating them cost ~0.4 s a
-  // GiB of shared memory (measured: 512 MiB, 60% present, restore 0.44 s -> see the note of this change).
+  // the whole chunk in with one call. A fresh one gets only the pages the file has: reserved and faulted
+  // run by run by the read itself when the channel reserves (`reserve`), else faulted in range by range
+  // below; its other pages stay unallocated (zero). Faulting whole chunks of a fresh 16 GiB backend with
+  // 5% of its pages present got ramsnap killed by the OOM killer (bench/INSTANT.md).
+  let t = now();
   if (job.dstAligned && job.zeroAbsent) populate(job.dst, job.pages * ps, libc.MADV_POPULATE_WRITE);
+  st.faultTarget += now() - t;
   // Sized for the longest gap planRuns bridges, once: vectors built below point at it.
   scratch ??= new libc.AlignedBuffer(Math.max(1, maxGap) * ps, DIRECT_ALIGN);
   let ioBytes = 0;
@@ -113,6 +170,16 @@ function restore(job: RestoreJob): void {
     const len = r.count * ps;
     const off = job.fileOffset + r.first * ps;
     const dst = job.dst + r.first * ps;
+    if (job.reserve) {
+      // A fresh target: only the runs the file holds get memory, reserved before the mapping is touched;
+      // the rest stays holes (never-touched RAM, as it was saved). The read's own page pinning faults the
+      // run in: a MADV_POPULATE_WRITE first did the same faults once more (bench/matrix-ab/populate.md,
+      // 2 GiB, alternated: 4 channels 0.86× dense, 0.85× clustered without it; 1 channel 1.02×, 0.93×;
+      // its last minute overlapped another benchmark, so read it as "no slower", not as a gain).
+      t = now();
+      reserveRun(job.reserve, r.first * ps, len);
+      st.faultTarget += now() - t;
+    }
     if (job.dstAligned) {
       // Present pages go straight into the target, the slots of a bridged gap into a scratch buffer: a
       // slot's bytes are not a page (QEMU's live saves leave stale data there), and a target page the
@@ -125,26 +192,36 @@ function restore(job: RestoreJob): void {
         while (i + n < r.count && isSet(r.first + i + n) === set) n++;
         // Extract's targets are not faulted in as a whole (their absent pages must stay holes): the
         // present ones are, range by range, with one call each rather than a fault per page.
-        if (set && !job.zeroAbsent) populate(dst + i * ps, n * ps, libc.MADV_POPULATE_WRITE);
+        if (set && !job.zeroAbsent && !job.reserve) {
+          t = now();
+          populate(dst + i * ps, n * ps, libc.MADV_POPULATE_WRITE);
+          st.faultTarget += now() - t;
+        }
         if (!set && n > Math.max(1, maxGap)) throw new Error(`internal: a bridged gap of ${n} pages exceeds the scratch buffer`);
         iov.push([set ? dst + i * ps : scratch.ptr, n * ps]);
         i += n;
       }
+      t = now();
       libc.preadvFull(fd, iov, off, io());
+      st.diskWait += now() - t;
     } else {
       // An unaligned target cannot take O_DIRECT: through the bounce buffer, copying only present pages.
       const b = bounceOf(len);
+      t = now();
       libc.preadFull(fd, b.ptr, len, off, io());
+      st.diskWait += now() - t;
+      t = now();
       ranges(r.count, (i) => isSet(r.first + i), (first, count) => libc.memcpy(dst + first * ps, b.ptr + first * ps, count * ps));
+      st.faultTarget += now() - t;
     }
     ioBytes += len;
   }
   let present = 0;
   for (let i = 0; i < job.pages; i++) if (isSet(i)) present++;
   // A target that held data before must read as zeros wherever the file has no page.
-  if (job.zeroAbsent) ranges(job.pages, (i) => !isSet(i), (first, count) => libc.memset(job.dst + first * ps, 0, count * ps));
-  const hashes = job.hashExtents ? hashExtents(job.dst, job.pages * ps) : undefined;
-  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present, hashes });
+  if (job.zeroAbsent) timed("faultTarget", () => ranges(job.pages, (i) => !isSet(i), (first, count) => libc.memset(job.dst + first * ps, 0, count * ps)));
+  const hashes = job.hashExtents ? timed("hash", () => hashExtents(job.dst, job.pages * ps)) : undefined;
+  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present, hashes, stages: endJob() });
 }
 
 function prefetch(job: PrefetchJob): void {
@@ -155,11 +232,14 @@ function prefetch(job: PrefetchJob): void {
   let present = 0;
   for (const r of runs) {
     const len = r.count * ps;
-    libc.preadFull(fd, bounceOf(len).ptr, len, job.fileOffset + r.first * ps, io());
+    const b = bounceOf(len);
+    const t = now();
+    libc.preadFull(fd, b.ptr, len, job.fileOffset + r.first * ps, io());
+    st.diskWait += now() - t;
     ioBytes += len;
   }
   for (let i = 0; i < job.pages; i++) if (testBit(bitmap, job.firstPage + i)) present++;
-  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present });
+  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present, stages: endJob() });
 }
 
 // Tests only: RAMSNAP_TEST_FAULTS="channel-exit@N" makes a channel exit abruptly on its N-th job.
@@ -173,6 +253,7 @@ self.onmessage = (ev: MessageEvent<ToChannel>) => {
     setup = m;
     zeroPage = new libc.AlignedBuffer(m.pageSize, DIRECT_ALIGN);
     zeroPage.view.fill(0);
+    lastEnd = now();
     post({ type: "ready", channel: m.channel });
     return;
   }
@@ -183,6 +264,7 @@ self.onmessage = (ev: MessageEvent<ToChannel>) => {
     process.exit(0);
   }
   try {
+    beginJob();
     if (m.type === "save") save(m);
     else if (m.type === "restore") restore(m);
     else prefetch(m);

@@ -13,6 +13,12 @@ export interface MemoryRegion {
   readonly aligned: boolean;
   /** The region may hold old data (restore must zero absent pages). */
   readonly mayHoldData: boolean;
+  /**
+   * Set for a fresh file whose blocks were not reserved up front (see mapFileForWrite "as-written"): a
+   * writer reserves each range with fallocate on this descriptor (file offset = offset in the region)
+   * before touching it through the mapping, so a full file system is ENOSPC and not SIGBUS.
+   */
+  readonly reserveFd?: number;
   /** Makes written data durable (a file target's pages reach the disk); errors surface here. */
   sync(): void;
   release(): void;
@@ -60,12 +66,18 @@ export function openFileSource(path: string): { fd: number; length: number; rele
  * Maps a file for writing, creating it or setting its size to `length` first. A file that is new or
  * was empty reads as zeros, so absent pages need no writing.
  *
- * With `reserve`, the file's blocks are allocated up front: a page of a shared mapping that the file
- * system cannot back (a full disk) kills the process with SIGBUS when touched, where fallocate fails
- * with a plain ENOSPC before anything is written. Without it (extract's sparse files) the caller checks
- * the free space itself.
+ * `reserve` says how the file's blocks are allocated: a page of a shared mapping that the file system
+ * cannot back (a full disk) kills the process with SIGBUS when touched, where fallocate fails with a
+ * plain ENOSPC before anything is written.
+ * - "all": the whole file, up front.
+ * - "as-written": a fresh file (new or empty) is left unreserved and the region carries `reserveFd`, on
+ *   which its writer reserves each range before touching it (restore's channels, chunk by chunk, in
+ *   parallel and only where the save file has pages: handing out fresh memory is the floor of a restore,
+ *   2 GiB of /dev/shm take ~0.5 s, so reserving it all up front on one thread delays every channel); a
+ *   file that held data is reserved whole, as with "all", since every page of it will be written.
+ * - "none" (extract's sparse files): the caller checks the free space itself.
  */
-export function mapFileForWrite(path: string, length: number, reserve = true): MemoryRegion {
+export function mapFileForWrite(path: string, length: number, reserve: "all" | "as-written" | "none" = "all"): MemoryRegion {
   const fd = libc.open(path, libc.O_RDWR | libc.O_CREAT, 0o600);
   try {
     refuseIfMappedPrivately(fd, path);
@@ -74,7 +86,9 @@ export function mapFileForWrite(path: string, length: number, reserve = true): M
     const isFile = (st.mode & 0o170000) === 0o100000;
     if (isFile && st.size !== length) libc.ftruncate(fd, length, path);
     if (!isFile && st.size < length) throw new OptionError(`${path} holds ${st.size} bytes, but the block needs ${length}`);
-    if (isFile && reserve) {
+    const fresh = isFile && st.size === 0;
+    const byWriter = reserve === "as-written" && fresh;
+    if (isFile && reserve !== "none" && !byWriter) {
       try {
         libc.fallocate(fd, 0, 0, length, path);
       } catch (e) {
@@ -83,17 +97,23 @@ export function mapFileForWrite(path: string, length: number, reserve = true): M
       }
     }
     const ptr = libc.mmap(length, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_SHARED, fd, 0, path);
+    if (!byWriter) libc.close(fd, path);
     return {
       name: path,
       ptr,
       length,
       aligned: true,
       mayHoldData: st.size > 0,
+      ...(byWriter ? { reserveFd: fd } : {}),
       sync: () => libc.msync(ptr, length, libc.MS_SYNC, path),
-      release: once(() => libc.munmap(ptr, length)),
+      release: once(() => {
+        libc.munmap(ptr, length);
+        if (byWriter) libc.close(fd, path);
+      }),
     };
-  } finally {
+  } catch (e) {
     libc.close(fd, path);
+    throw e;
   }
 }
 

@@ -35,7 +35,7 @@ export class RamTargets {
   /** `keepHoles`: a fresh file stays sparse (extract), rather than having its blocks reserved up front. */
   open(t: BlockTarget, length: number, keepHoles: boolean): MemoryRegion {
     if (t.path && !t.part && !existsSync(t.path)) this.#created.push(t.path);
-    const r = t.buffer ? bufferRegion(t.name, t.buffer) : t.part ? mapFilePart(t.path!, t.part.offset, length) : mapFileForWrite(t.path!, length, !keepHoles);
+    const r = t.buffer ? bufferRegion(t.name, t.buffer) : t.part ? mapFilePart(t.path!, t.part.offset, length) : mapFileForWrite(t.path!, length, keepHoles ? "none" : "as-written");
     this.regions.push(r);
     return r;
   }
