@@ -249,6 +249,16 @@ function qemuArgs(opts: GuestOptions, g: Layout): string[] {
   return args;
 }
 
+/**
+ * A guest with a second QMP socket in `dir` for a ramsnap process to use (QMP serves one client per
+ * socket, and the harness keeps the first); `extra` goes on QEMU's command line too.
+ */
+export async function startGuestWithSocket(dir: string, opts: Omit<GuestOptions, "extraArgs"> & { name: string }, extra: string[] = []): Promise<{ guest: Guest; socket: string }> {
+  const socket = join(dir, `${opts.name}.qmp`);
+  const guest = await startGuest({ ...opts, extraArgs: ["-qmp", `unix:${socket},server=on,wait=off`, ...extra] });
+  return { guest, socket };
+}
+
 /** Guest-physical address of the counter the `counter` boot sector increments. */
 export const COUNTER_ADDRESS = 0x7e00;
 

@@ -12,7 +12,7 @@ import { parseRamBlocks, queryRunState } from "../src/qemu/guest-state.ts";
 import { checkQemuVersion, versionText } from "../src/qemu/version.ts";
 import { sendWithFds, connectUnix } from "../ffi/socket.ts";
 import { ArgumentError, SysError } from "../ffi/errors.ts";
-import { ramBlocks, requireQemu, shmBytes, startGuest, stopAllGuests, type Guest, type GuestOptions } from "../harness/qemu.ts";
+import { ramBlocks, requireQemu, shmBytes, startGuest, startGuestWithSocket, stopAllGuests, type Guest, type GuestOptions } from "../harness/qemu.ts";
 import { expectOneLineError, ramsnap, spawnRamsnap, type Run } from "../harness/cli.ts";
 import { expectSameBytes } from "../harness/scratch.ts";
 import { MiB } from "../harness/units.ts";
@@ -120,12 +120,7 @@ describe.skipIf(!requireQemu())("ramsnap qemu save|restore with QEMU 10", () => 
     rmSync(dir, { recursive: true, force: true });
   }, QEMU_TEST_MS);
 
-  /** A guest with a second QMP socket for the ramsnap process (QMP serves one client per socket). */
-  async function guestWithCliSocket(name: string, opts: Omit<GuestOptions, "extraArgs" | "name">, extra: string[] = []) {
-    const socket = join(dir, `${name}.qmp`);
-    const guest = await startGuest({ ...opts, name, extraArgs: ["-qmp", `unix:${socket},server=on,wait=off`, ...extra] });
-    return { guest, socket };
-  }
+  const guestWithCliSocket = (name: string, opts: Omit<GuestOptions, "extraArgs" | "name">, extra: string[] = []) => startGuestWithSocket(dir, { ...opts, name }, extra);
 
   for (const [channels, directIo] of [
     [2, true],

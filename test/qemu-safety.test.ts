@@ -11,7 +11,7 @@ import { inspectFile } from "../src/inspect.ts";
 import { MainFile } from "../src/io/main-file.ts";
 import { queryRunState } from "../src/qemu/guest-state.ts";
 import { expectOneLineError, ramsnap, spawnRamsnap, type Run } from "../harness/cli.ts";
-import { requireQemu, startGuest, stopAllGuests, type Guest, type GuestOptions } from "../harness/qemu.ts";
+import { requireQemu, startGuestWithSocket, stopAllGuests, type Guest, type GuestOptions } from "../harness/qemu.ts";
 import { MiB } from "../harness/units.ts";
 
 const QEMU_TEST_MS = 120_000;
@@ -43,11 +43,7 @@ describe.skipIf(!requireQemu())("qemu save|restore: nothing lost, nothing silent
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function guestWithSocket(name: string, opts: Omit<GuestOptions, "name" | "extraArgs">) {
-    const socket = join(dir, `${name}.qmp`);
-    const guest = await startGuest({ ...opts, name, extraArgs: ["-qmp", `unix:${socket},server=on,wait=off`] });
-    return { guest, socket };
-  }
+  const guestWithSocket = (name: string, opts: Omit<GuestOptions, "name" | "extraArgs">) => startGuestWithSocket(dir, { ...opts, name });
 
   test(
     "QEMU's path: SIGKILL mid-save leaves the previous file byte for byte; the next run removes the temporary file, the fdset and QEMU's changed settings, and says so",

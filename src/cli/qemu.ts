@@ -278,13 +278,17 @@ EXAMPLES.set(
   ramsnap qemu save --qmp /run/vm1.qmp vm1.ram --keep-running --verify --json
 
 The QEMU needs a QMP socket (e.g. -qmp unix:/run/vm1.qmp,server=on,wait=off) that nothing else is
-connected to. ramsnap pauses the guest, opens the file itself and hands QEMU two descriptors in an fdset
-(plain for the stream, O_DIRECT for the channels), migrates to file:/dev/fdset/N with mapped-ram and
-multifd, then removes the fdset and puts QEMU's migration settings back. The guest stays paused
-unless --keep-running is given: resume it later with the QMP command cont.
-Ctrl-C stops the save and removes the file. QEMU 10.0 can crash when a mapped-ram migration is
-cancelled midway, so a save QEMU is already writing finishes first (ramsnap says so); a second Ctrl-C
-cancels at once, at that risk. A failed save removes its file too.`,
+connected to. ramsnap pauses the guest (unless --live). When every memory backend is a shared file
+(share=on), QEMU writes only the device state and ramsnap's channels read the guest's RAM from the
+backend files (--pages auto, the default); otherwise QEMU writes the pages itself, through two
+descriptors ramsnap hands it in an fdset. Either way the file is written under a temporary name and
+renamed over FILE only once complete, with FILE.sums beside it (--no-manifest skips it), and QEMU's
+migration settings are put back. The guest stays paused unless --keep-running is given: resume it
+later with the QMP command cont.
+Ctrl-C or SIGTERM stops the save and leaves FILE as it was. QEMU 10.0 can crash when a mapped-ram
+migration is cancelled midway, so a save QEMU is already writing finishes first (ramsnap says so) and is
+kept; a second Ctrl-C cancels at once, at that risk. What a killed save leaves (a temporary file, an
+fdset, changed settings) is put right by the next one.`,
 );
 
 EXAMPLES.set(

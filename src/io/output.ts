@@ -16,7 +16,8 @@ export function temporaryBeside(target: string): string {
 
 const TEMPORARY = /^\.(.+)\.ramsnap-(\d+)-[a-z0-9]+\.tmp$/;
 
-const alive = (pid: number): boolean => {
+/** Whether process `pid` exists (one of another user's counts: signalling it is refused, not impossible). */
+export const processAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
     return true;
@@ -36,7 +37,7 @@ export function staleTemporaries(dir: string, target?: string): string[] {
   return names
     .filter((n) => {
       const m = TEMPORARY.exec(n);
-      return m !== null && (target === undefined || m[1] === basename(target)) && !alive(Number(m[2]));
+      return m !== null && (target === undefined || m[1] === basename(target)) && !processAlive(Number(m[2]));
     })
     .map((n) => join(dir, n));
 }

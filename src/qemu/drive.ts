@@ -9,7 +9,7 @@ import { findManifest, manifestPath, writeManifestFromFile } from "../integrity/
 import { removeStaleTemporaries, renameDurably, temporaryBeside } from "../io/output.ts";
 import { verify } from "../verify.ts";
 import { recoverLeftovers } from "./leftovers.ts";
-import { choosePages, queryBackends, type PagesChoice, type PagesMode } from "./backends.ts";
+import { choosePages, queryBackends, type Backend, type PagesChoice, type PagesMode } from "./backends.ts";
 import { checkFileFits, checkFreeSpace, checkLoadable, checkSavable, verifySavedFile, type VerifiedFile } from "./checks.ts";
 import { migrateFromFile, migrateToFile, removeFdset, restoreSettings } from "./file-migration.ts";
 import { queryMachineType, queryRamBlocks, queryRunState, type RamBlock } from "./guest-state.ts";
@@ -153,10 +153,11 @@ export async function qemuSave(o: QemuSaveOptions): Promise<QemuSaveResult> {
     const before = await checkSavable(qmp, socket);
     // RAM blocks do not change while a guest runs: one query serves the space check and --verify.
     const blocks = await queryRamBlocks(qmp);
-    const pages = choosePages(o.pages ?? "auto", { live: o.live, forLoad: false }, blocks, await queryBackends(qmp));
+    const backends = await queryBackends(qmp);
+    const pages = choosePages(o.pages ?? "auto", { live: o.live, forLoad: false }, blocks, backends);
     throwIfAborted(o.signal);
     const c: Context = { qmp, version, path, channels, directIo, blocks, warnings };
-    const moved = pages.by === "ramsnap" ? await savePagesByRamsnap(c, o, pages, before.running) : await savePagesByQemu(c, o, before.running);
+    const moved = pages.by === "ramsnap" ? await savePagesByRamsnap(c, o, pages, before.running) : await savePagesByQemu(c, o, backends, before.running);
     // The file is complete from here on: nothing below removes it.
     if (o.keepRunning && before.running) await qmp.execute("cont");
     const manifest = o.manifest ? (moved.manifest ?? writeManifestFromFile(path, 0)) : undefined;
@@ -219,9 +220,9 @@ export async function qemuRestore(o: QemuRestoreOptions): Promise<QemuRestoreRes
  * interrupted or failed save leaves the previous file as it was; a save QEMU completed is kept, even when
  * Ctrl-C came too late to stop it.
  */
-async function savePagesByQemu(c: Context, o: QemuSaveOptions, running: boolean): Promise<Moved> {
+async function savePagesByQemu(c: Context, o: QemuSaveOptions, backends: Backend[], running: boolean): Promise<Moved> {
   for (const p of removeStaleTemporaries(c.path)) c.warnings.push(`removed ${p}, left by an earlier save that was killed`);
-  checkFreeSpace(c.path, c.blocks, await queryBackends(c.qmp), o.force ?? false, c.warnings);
+  checkFreeSpace(c.path, c.blocks, backends, o.force ?? false, c.warnings);
   const settings = await applyMigrationSettings(c.qmp, c.version, { channels: c.channels, directIo: c.directIo, unlimitedBandwidth: true });
   const temporary = temporaryBeside(c.path);
   // Paused first, as libvirt does (one pass over RAM, the file holds one instant), unless --live.

@@ -3,6 +3,7 @@
 // run would otherwise take for the user's. Every fdset ramsnap adds carries its pid and the settings it
 // found (fdset.ts FDSET_LABEL); a set whose ramsnap is gone is removed, and its settings are put back,
 // unless a migration is still running (then they stay until it ends, and the next run tries again).
+import { processAlive } from "../io/output.ts";
 import { FDSET_LABEL } from "./fdset.ts";
 import { migrationRunning, queryMigrate } from "./guest-state.ts";
 import { putBack, type Baseline } from "./migration-settings.ts";
@@ -13,22 +14,13 @@ interface FdsetInfo {
   fds: { fd: number; opaque?: string }[];
 }
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-};
-
 /** Cleans up after killed ramsnap runs; returns one line per thing put right, for the user. */
 export async function recoverLeftovers(qmp: QmpClient): Promise<string[]> {
   const sets = await qmp.execute<FdsetInfo[]>("query-fdsets");
   const done: string[] = [];
   for (const set of sets) {
     const m = set.fds.map((f) => FDSET_LABEL.exec(f.opaque ?? "")).find((x) => x !== null);
-    if (!m || alive(Number(m[1]))) continue;
+    if (!m || processAlive(Number(m[1]))) continue;
     if (migrationRunning(await queryMigrate(qmp))) {
       done.push(`fdset ${set["fdset-id"]} of a killed ramsnap (pid ${m[1]}) is still in use by a running migration; left as it is`);
       continue;
