@@ -23,6 +23,40 @@ test("QmpClient names the path when the socket is missing", async () => {
   );
 });
 
+// QEMU 10 and 11 both did this once in CI after a ramsnap was killed mid-save: the next client got an event
+// (RESUME) before the greeting, because the monitor was still in command mode from the dead client. The race
+// cannot be forced on a real QEMU, so this replays the bytes QEMU sent, in that order, from a socket peer.
+test("QmpClient skips an event QEMU sends before its greeting, and still refuses a peer that is not QMP", async () => {
+  const dir = mkdtempSync("/tmp/ramsnap-qmp-replay-");
+  const greeting = { QMP: { version: { qemu: { major: 10, minor: 0, micro: 2 }, package: "" }, capabilities: [] } };
+  const event = { timestamp: { seconds: 1796068155, microseconds: 806981 }, event: "RESUME" };
+  const serve = (path: string, lines: unknown[]) =>
+    Bun.listen({
+      unix: path,
+      socket: {
+        open(socket) {
+          socket.write(lines.map((line) => `${JSON.stringify(line)}\r\n`).join(""));
+        },
+        data(socket, data) {
+          const text = new TextDecoder().decode(data);
+          for (const line of text.split("\n").filter(Boolean)) socket.write(`${JSON.stringify({ return: {}, id: JSON.parse(line).id })}\r\n`);
+        },
+      },
+    });
+  const qemuLike = serve(join(dir, "qmp.sock"), [event, greeting]);
+  const notQmp = serve(join(dir, "other.sock"), [{ hello: "world" }]);
+  try {
+    const client = await QmpClient.connect(join(dir, "qmp.sock"), { timeoutMs: 2000 });
+    expect(client.greeting.version.qemu.major).toBe(10);
+    client.close();
+    await expect(QmpClient.connect(join(dir, "other.sock"), { timeoutMs: 2000 })).rejects.toThrow(/other\.sock is not a QMP socket/);
+  } finally {
+    qemuLike.stop(true);
+    notQmp.stop(true);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 describe.skipIf(!requireQemu())("QEMU harness", () => {
   // /tmp is ext4 here; /dev/shm (tmpfs) would accept O_DIRECT with any alignment and hide bugs.
   let dir = "";

@@ -325,6 +325,10 @@ export class QmpClient {
     }
 
     if (this.#greetingWaiter) {
+      // QEMU can write an event to a new connection before its greeting: when the previous client went away
+      // (a killed ramsnap), the monitor is still in command mode until it handles the new connection, and an
+      // event emitted in that window (seen in CI: RESUME) goes out first. It belongs to no one; drop it.
+      if (typeof message?.event === "string" && message?.timestamp) return;
       if (!message?.QMP?.version?.qemu) {
         this.#rejectGreeting(`${this.socketPath} is not a QMP socket (it sent ${JSON.stringify(line.slice(0, 80))})`);
         return;
