@@ -69,9 +69,10 @@ interface CheckedManifest {
 export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   const t = checkRestoreOptions(o);
   await using session = new PageSession({ ...t, onProgress: o.onProgress, signal: o.signal });
-  const file = session.own(openSaveFile({ ...o, offset: t.offset }));
+  const file = session.own(await openSaveFile({ ...o, offset: t.offset }));
   const blocks = matchTargets(file, o.blocks);
-  const manifest = o.verify ? checkManifestFirst(file) : undefined;
+  // A pack checks every extent's hash as it reads it; a mapped-ram file is checked against FILE.sums.
+  const manifest = o.verify && file.kind === "mapped-ram" ? checkManifestFirst(file) : undefined;
   const io = file.openChannels(t.directIo); // direct I/O proven before any target is created or resized
   const targets = session.own(new RamTargets());
   const regions = blocks.map((b, i) => targets.open(o.blocks[i]!, b.length, o.keepHoles ?? false));
@@ -94,7 +95,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     gibPerSecond: gibPerSecond(totalBytes, seconds),
     channels: t.channels,
     directIo: t.directIo,
-    ...(manifest ? { verifiedWith: manifest.path } : {}),
+    ...(manifest ? { verifiedWith: manifest.path } : o.verify ? { verifiedWith: `${file.name} (the pack's extent hashes)` } : {}),
   };
 }
 
@@ -139,7 +140,7 @@ function restoreJobs(file: SaveFileReader, blocks: RamBlockInfo[], regions: Memo
     block: i,
     dst: regions[i]!.ptr + c.byteOffset,
     dstAligned: regions[i]!.aligned,
-    fileOffset: c.fileOffset,
+    from: file.pagesFrom(i, c),
     bitmap: bitmaps[i]!,
     firstPage: c.firstPage,
     pages: c.pages,

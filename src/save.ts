@@ -12,14 +12,22 @@ import { checkDescriptors } from "./io/descriptors.ts";
 import { writeManifestOf } from "./integrity/sums.ts";
 import { openSource, type BlockSource, type RamSource } from "./memory/sources.ts";
 import { checkBlocks, checkTransfer, type Transfer } from "./options.ts";
-import { createSaveFile } from "./savefile/open.ts";
-import type { SaveFileWriter } from "./savefile/side.ts";
+import type { Compression } from "./format/pack-extent.ts";
+import { createSaveFile, formatOf } from "./savefile/open.ts";
+import type { SaveFileWriter, SaveFormat } from "./savefile/side.ts";
 
 export type { BlockSource } from "./memory/sources.ts";
 
 export interface SaveOptions {
-  /** The file to write; created if needed, bytes before `offset` kept, everything after replaced. */
+  /**
+   * The file to write; created if needed, bytes before `offset` kept, everything after replaced. A name
+   * ending in .rpk, or an s3://BUCKET/KEY URL, is written as a pack (docs/pack-format.md).
+   */
   path?: string;
+  /** The format to write, when the name does not say (see `path`). */
+  format?: SaveFormat;
+  /** A pack's compression (default zstd at DEFAULT_ZSTD_LEVEL). */
+  compression?: Compression;
   /** Or a descriptor opened for writing without O_DIRECT (the main stream)... */
   fd?: number;
   /** ...and one opened with O_DIRECT on the same file, for the channels. Implies direct I/O. */
@@ -44,6 +52,7 @@ export interface SaveOptions {
 
 export interface SaveResult {
   file: string;
+  format: SaveFormat;
   blocks: { name: string; length: number; present: number; zero: number }[];
   totalBytes: number;
   /** The manifest written beside the file, if asked for. */
@@ -74,13 +83,13 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
   await using session = new PageSession({ ...t, onProgress: o.onProgress, signal: o.signal });
   const sources = o.blocks.map((b) => session.own(openSource(b, zeroDetect)));
   const plan = planOf(sources, o.machineType, t.offset);
-  const file = session.own(createSaveFile({ ...o, offset: t.offset }, ramsnapStream(plan)));
+  const file = session.own(await createSaveFile({ ...o, offset: t.offset }, ramsnapStream(plan)));
   await session.start(file.openChannels(t.directIo), DEFAULT_PAGE_SIZE);
   const bitmaps = file.layout.blocks.map((l) => new SharedArrayBuffer(l.bitmapSize));
-  const stats = await session.run(saveJobs(file, sources, bitmaps, zeroDetect, o.manifest), plan.totalBytes);
+  const stats = await session.run(saveJobs(file, sources, bitmaps, zeroDetect, t.manifest), plan.totalBytes, (d, job) => file.consume?.(d, job.block));
   const maps = bitmaps.map((b) => new Uint8Array(b));
-  file.finish(maps);
-  const manifest = o.manifest ? writeManifestOf(o.path!, t.offset, session.hashes) : undefined;
+  await file.finish(maps);
+  const manifest = t.manifest ? writeManifestOf(o.path!, t.offset, session.hashes) : undefined;
   const blocks = file.layout.blocks.map((l, i) => {
     const present = countSet(maps[i]!, l.pages);
     return { name: l.name, length: l.length, present, zero: l.pages - present };
@@ -88,6 +97,7 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
   const seconds = session.seconds;
   return {
     file: file.name,
+    format: t.format,
     blocks,
     ...(manifest ? { manifest } : {}),
     ...(file.staleRemoved.length ? { staleRemoved: [...file.staleRemoved] } : {}),
@@ -107,12 +117,14 @@ export async function save(o: SaveOptions): Promise<SaveResult> {
   };
 }
 
-function checkSaveOptions(o: SaveOptions): Transfer {
+function checkSaveOptions(o: SaveOptions): Transfer & { format: SaveFormat; manifest: boolean } {
   const t = checkTransfer(o, "write");
   // Handed-over descriptors first: a number closed by mistake could otherwise be reused by a file opened below.
   if (o.fd !== undefined) checkDescriptors(o.fd, o.directFd, "write");
+  const format = formatOf(o);
   if (o.manifest && o.path === undefined) throw new OptionError("--manifest needs an output path (FILE.sums is written beside FILE)");
-  return t;
+  // A pack hashes every extent it stores (docs/pack-format.md): no FILE.sums beside it.
+  return { ...t, format, manifest: (o.manifest ?? false) && format === "mapped-ram" };
 }
 
 /** The stream to write: ramsnap's own configuration and one RAM section holding the sources' blocks. */
@@ -129,7 +141,7 @@ function saveJobs(file: SaveFileWriter, sources: RamSource[], bitmaps: SharedArr
     type: "save" as const,
     block: i,
     source: sources[i]!.at(c.byteOffset, c.pages, ps),
-    fileOffset: c.fileOffset,
+    to: file.pagesTo(i, c),
     bitmap: bitmaps[i]!,
     firstPage: c.firstPage,
     pages: c.pages,

@@ -227,7 +227,7 @@ describe("stage counters", () => {
   test("save: source reads, zero checks and disk writes; hashing only with a manifest; no target faults", async () => {
     const file = onDisk("stages.ram");
     const s = await save({ path: file, blocks: [{ name: "ram0", path: img.path }], channels: 2, directIo: direct });
-    expect(Object.keys(s.stages).sort()).toEqual(["diskWait", "faultTarget", "hash", "idle", "readSource", "zeroCheck"]);
+    expect(Object.keys(s.stages).sort()).toEqual(["compress", "diskWait", "faultTarget", "hash", "idle", "readSource", "zeroCheck"]);
     expect([s.stages.readSource > 0, s.stages.zeroCheck > 0, s.stages.diskWait > 0]).toEqual([true, true, true]);
     expect([s.stages.faultTarget, s.stages.hash]).toEqual([0, 0]);
     busyFits(s);

@@ -1,6 +1,32 @@
 // What the main thread and the channel Workers say to each other. Pointers travel as numbers: Workers
 // share the process's address space, and posting the memory itself would copy it.
+import type { Compression } from "../format/pack-extent.ts";
+import type { EncodingCode, PackExtent } from "../format/pack.ts";
+import type { S3Location, S3Settings } from "../io/s3.ts";
 import type { PageSource } from "../memory/page-source.ts";
+
+/** Where a pack's stored bytes are, as a channel reaches them: a descriptor, or an object it reads by ranges. */
+export type PackStoreRef = { kind: "file"; fd: number; path: string } | { kind: "s3"; settings: S3Settings; location: S3Location };
+
+/** Where a save job's pages go: slots of a mapped-ram file, or compressed extents handed back for a pack. */
+export type PagesTo = { kind: "slots"; fileOffset: number } | { kind: "pack"; compression: Compression; extentPages: number };
+
+/** Where a restore job's pages come from: slots of a mapped-ram file, or extents of a pack. */
+export type PagesFrom = { kind: "slots"; fileOffset: number } | { kind: "packed"; store: PackStoreRef; extents: PackExtent[]; extentPages: number };
+
+/** A chunk's pages in a pack being converted: its extents, decoded by the channel into its buffer. */
+export interface PackedSource {
+  kind: "packed";
+  store: PackStoreRef;
+  extents: PackExtent[];
+  extentPages: number;
+}
+
+/** A save job's pages as a pack stores them: the chunk's stored extents back to back in `data`. */
+export interface PackedChunk {
+  data: ArrayBuffer;
+  extents: { extent: number; offset: number; length: number; encoding: EncodingCode; hash: string; present: Uint8Array }[];
+}
 
 export interface ChannelSetup {
   type: "setup";
@@ -21,9 +47,8 @@ export interface SaveJob {
   id: number;
   /** The block's index in the file's block list (extent hashes are gathered by it). */
   block: number;
-  source: PageSource;
-  /** Absolute file offset of the chunk's first page. */
-  fileOffset: number;
+  source: PageSource | PackedSource;
+  to: PagesTo;
   /** The block's bitmap, shared; the chunk owns whole bytes of it (chunks start on 64-page bounds). */
   bitmap: SharedArrayBuffer;
   firstPage: number;
@@ -41,7 +66,7 @@ export interface RestoreJob {
   block: number;
   dst: number;
   dstAligned: boolean;
-  fileOffset: number;
+  from: PagesFrom;
   bitmap: SharedArrayBuffer;
   firstPage: number;
   pages: number;
@@ -94,13 +119,15 @@ export interface StageSeconds {
   faultTarget: number;
   /** Hashing extents for the manifest. */
   hash: number;
+  /** A pack's extents: compressing and hashing them on save, decoding them on restore. */
+  compress: number;
   /** Waiting for this job after the last one ended (or after setup, for the first). */
   idle: number;
 }
 
-export const STAGES = ["readSource", "zeroCheck", "diskWait", "faultTarget", "hash", "idle"] as const satisfies readonly (keyof StageSeconds)[];
+export const STAGES = ["readSource", "zeroCheck", "diskWait", "faultTarget", "hash", "compress", "idle"] as const satisfies readonly (keyof StageSeconds)[];
 
-export const noStages = (): StageSeconds => ({ readSource: 0, zeroCheck: 0, diskWait: 0, faultTarget: 0, hash: 0, idle: 0 });
+export const noStages = (): StageSeconds => ({ readSource: 0, zeroCheck: 0, diskWait: 0, faultTarget: 0, hash: 0, compress: 0, idle: 0 });
 
 export interface JobDone {
   type: "done";
@@ -115,6 +142,8 @@ export interface JobDone {
   holeBytes?: number;
   /** With hashExtents: the xxh3 of each extent of the chunk, in order. */
   hashes?: string[];
+  /** A job saving into a pack: its stored extents, for the main thread to append. */
+  packed?: PackedChunk;
   stages: StageSeconds;
 }
 

@@ -54,7 +54,11 @@ export class ChannelPool {
    * Runs every job; resolves when all are done, rejects on the first failure or on abort (after the
    * jobs already handed out have finished, so no Worker is left touching memory the caller frees).
    */
-  run<J extends JobInput>(jobs: Iterable<J>, onDone: (d: JobDone, job: J) => void, signal?: AbortSignal): Promise<void> {
+  /**
+   * `onDone` may return a promise (a pack's extents being appended to its output): the channel that did the
+   * job gets no new one until it settles, which bounds the memory in flight by the channels' jobs.
+   */
+  run<J extends JobInput>(jobs: Iterable<J>, onDone: (d: JobDone, job: J) => void | Promise<void>, signal?: AbortSignal): Promise<void> {
     const inHand = new Map<number, J>();
     const iter = jobs[Symbol.iterator]();
     let nextId = 0;
@@ -62,10 +66,11 @@ export class ChannelPool {
     const outstandingTotal = () => held.reduce((a, b) => a + b, 0);
     let failure: Error | undefined;
     let exhausted = false;
+    let consuming = 0; // onDone promises not settled yet
     return new Promise<void>((resolve, reject) => {
       const exits: [Worker, (ev: Event) => void][] = [];
       const settle = () => {
-        if (outstandingTotal() > 0) return;
+        if (outstandingTotal() > 0 || consuming > 0) return;
         for (const w of this.#workers) w.onmessage = w.onerror = null;
         for (const [w, onExit] of exits) w.removeEventListener("close", onExit);
         signal?.removeEventListener("abort", onAbort);
@@ -100,9 +105,24 @@ export class ChannelPool {
           else {
             const job = inHand.get(m.id)!;
             inHand.delete(m.id);
-            if (!failure) onDone(m, job);
-            feed(w, channel);
-            settle();
+            const consumed = failure ? undefined : onDone(m, job);
+            if (!consumed) {
+              feed(w, channel);
+              settle();
+              return;
+            }
+            consuming++;
+            consumed.then(
+              () => {
+                consuming--;
+                feed(w, channel);
+                settle();
+              },
+              (e: Error) => {
+                consuming--;
+                fail(e);
+              },
+            );
           }
         };
         w.onerror = (ev) => {

@@ -47,7 +47,8 @@ export interface SessionOptions {
 }
 
 export interface Releasable {
-  release(): void;
+  /** May wait (an object store's upload being aborted); the session waits for it. */
+  release(): void | Promise<void>;
 }
 
 type JobInput = Job extends infer J ? (J extends Job ? Omit<J, "id"> : never) : never;
@@ -77,8 +78,11 @@ export class PageSession implements AsyncDisposable {
     this.#pool = await ChannelPool.start(channels, { fd: io.fd, direct: io.direct, path: io.name, pageSize, maxGap });
   }
 
-  /** Runs every job on the channels, reporting progress and gathering hashes; stops on abort or failure. */
-  async run(jobs: Iterable<JobInput>, totalBytes: number): Promise<TransferStats> {
+  /**
+   * Runs every job on the channels, reporting progress and gathering hashes; stops on abort or failure.
+   * `consume` takes what a job produced (a pack's extents) before its channel gets another job.
+   */
+  async run(jobs: Iterable<JobInput>, totalBytes: number, consume?: (d: JobDone, job: JobInput) => void | Promise<void>): Promise<TransferStats> {
     const stats: TransferStats = { ioBytes: 0, ioCalls: 0, present: 0, holeBytes: 0, stages: noStages(), transferSeconds: 0 };
     let doneBytes = 0;
     const onDone = (d: JobDone, job: JobInput) => {
@@ -90,6 +94,7 @@ export class PageSession implements AsyncDisposable {
       stats.holeBytes += d.holeBytes ?? 0;
       for (const k of STAGES) stats.stages[k] += d.stages[k];
       this.options.onProgress?.({ doneBytes, totalBytes, ioBytes: stats.ioBytes, seconds: this.seconds });
+      return consume?.(d, job);
     };
     const t0 = performance.now();
     await this.#pool!.run(jobs, onDone, this.options.signal);
@@ -105,7 +110,7 @@ export class PageSession implements AsyncDisposable {
   async close(): Promise<void> {
     await this.#pool?.close();
     this.#pool = undefined;
-    for (const r of this.#owned.splice(0).reverse()) r.release();
+    for (const r of this.#owned.splice(0).reverse()) await r.release();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

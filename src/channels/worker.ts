@@ -3,9 +3,10 @@
 // descriptors and addresses come from the main thread.
 import * as libc from "../../ffi/libc.ts";
 import { setBit, testBit } from "../format/bitmap.ts";
-import { loadPages } from "../memory/page-source.ts";
+import { type LoadedPages, loadPages } from "../memory/page-source.ts";
 import { hashExtents } from "../integrity/hash.ts";
-import { type ChannelSetup, type FromChannel, noStages, type PrefetchJob, type RestoreJob, type SaveJob, type StageSeconds, type ToChannel } from "./messages.ts";
+import { type ChannelSetup, type FromChannel, noStages, type PackedSource, type PrefetchJob, type RestoreJob, type SaveJob, type StageSeconds, type ToChannel } from "./messages.ts";
+import { packChunk, readStored, unpackExtents } from "./packed.ts";
 import { planRuns, type Run } from "./plan.ts";
 
 declare const self: Worker;
@@ -16,7 +17,7 @@ let bounce: libc.AlignedBuffer | undefined;
 /** Where restore reads the slots of bridged gaps (whose bytes are thrown away): the longest gap bridged. */
 let scratch: libc.AlignedBuffer | undefined;
 
-const post = (m: FromChannel) => self.postMessage(m);
+const post = (m: FromChannel, transfer: ArrayBuffer[] = []) => self.postMessage(m, transfer);
 
 // Stage clocks (messages.ts StageSeconds), in milliseconds while a job runs. performance.now() costs
 // ~40 ns here (10^7 calls in a loop) and a job reads it about a dozen times per 8 MiB: ~0.5 µs a job,
@@ -105,13 +106,28 @@ function ranges(n: number, pick: (p: number) => boolean, fn: (first: number, cou
   }
 }
 
-function save(job: SaveJob): void {
-  const { fd, pageSize: ps, maxGap } = setup!;
+/** A chunk of a pack being converted, decoded into the bounce buffer (absent pages zero, marked not existing). */
+async function loadPacked(src: PackedSource, job: SaveJob): Promise<LoadedPages> {
+  const ps = setup!.pageSize;
+  const b = bounceOf(job.pages * ps);
+  b.view.fill(0, 0, job.pages * ps);
+  const stored = await readStored(src.store, src.extents);
+  const has = new Uint8Array(job.pages);
+  unpackExtents(src.extents, stored, ps, job.firstPage, src.extentPages, setup!.path, (page, bytes) => {
+    b.view.set(bytes, page * ps);
+    has[page] = 1;
+  });
+  return { base: b.ptr, aligned: true, exists: (i) => has[i] === 1 };
+}
+
+async function save(job: SaveJob): Promise<void> {
+  const { pageSize: ps } = setup!;
   const bitmap = new Uint8Array(job.bitmap);
   const present = new Uint8Array(job.pages);
   let t = now();
-  if (job.source.kind === "memory" && job.zeroDetect) populate(job.source.addr, job.pages * ps, libc.MADV_POPULATE_READ);
-  const { base, aligned, exists, holeBytes } = loadPages(job.source, job.pages, ps, bounceOf);
+  const src = job.source;
+  if (src.kind === "memory" && job.zeroDetect) populate(src.addr, job.pages * ps, libc.MADV_POPULATE_READ);
+  const { base, aligned, exists, holeBytes } = src.kind === "packed" ? await loadPacked(src, job) : loadPages(src, job.pages, ps, bounceOf);
   st.readSource += now() - t;
   t = now();
   let count = 0;
@@ -125,11 +141,27 @@ function save(job: SaveJob): void {
     }
   }
   if (job.zeroDetect) st.zeroCheck += now() - t;
-  const runs = planRuns((i) => present[i] === 1, 0, job.pages, maxGap, job.pages);
+  const hashes = job.hashExtents ? timed("hash", () => hashExtents(base, job.pages * ps)) : undefined;
+  const done = { type: "done" as const, id: job.id, bytes: job.pages * ps, present: count, hashes, holeBytes };
+  if (job.to.kind === "pack") {
+    const to = job.to;
+    const packed = timed("compress", () => packChunk(base, present, ps, job.firstPage, to.extentPages, to.compression));
+    post({ ...done, ioBytes: packed.data.byteLength, ioCalls: 0, packed, stages: endJob() }, [packed.data]);
+    return;
+  }
+  const { ioBytes, ioCalls } = writeSlots(job.to.fileOffset, base, aligned, present, job.pages);
+  post({ ...done, ioBytes, ioCalls, stages: endJob() });
+}
+
+/** Writes a chunk's present pages (and bridged gaps) at their slots of a mapped-ram file. */
+function writeSlots(fileOffset: number, base: number, aligned: boolean, present: Uint8Array, pages: number): { ioBytes: number; ioCalls: number } {
+  const { fd, pageSize: ps, maxGap } = setup!;
+  const runs = planRuns((i) => present[i] === 1, 0, pages, maxGap, pages);
+  let t = now();
   let ioBytes = 0;
   for (const r of runs) {
     const len = r.count * ps;
-    const off = job.fileOffset + r.first * ps;
+    const off = fileOffset + r.first * ps;
     const src = base + r.first * ps;
     if (aligned) {
       t = now();
@@ -146,11 +178,43 @@ function save(job: SaveJob): void {
     st.diskWait += now() - t;
     ioBytes += len;
   }
-  const hashes = job.hashExtents ? timed("hash", () => hashExtents(base, job.pages * ps)) : undefined;
-  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: runs.length, present: count, hashes, holeBytes, stages: endJob() });
+  return { ioBytes, ioCalls: runs.length };
 }
 
-function restore(job: RestoreJob): void {
+async function restore(job: RestoreJob): Promise<void> {
+  if (job.from.kind === "packed") await restorePacked(job, job.from);
+  else restoreSlots(job, job.from.fileOffset);
+}
+
+/**
+ * A chunk from a pack: its stored extents read and decoded, each present page copied to the target. A
+ * fresh target's present runs are reserved first and its other pages never touched (they stay holes);
+ * a target that may hold old data gets zeros where the pack has no page.
+ */
+async function restorePacked(job: RestoreJob, from: Extract<RestoreJob["from"], { kind: "packed" }>): Promise<void> {
+  const { pageSize: ps } = setup!;
+  const bitmap = new Uint8Array(job.bitmap);
+  const isSet = (i: number) => testBit(bitmap, job.firstPage + i);
+  let t = now();
+  const stored = await readStored(from.store, from.extents);
+  st.diskWait += now() - t;
+  if (job.reserve) timed("faultTarget", () => ranges(job.pages, isSet, (first, count) => reserveRun(job.reserve!, first * ps, count * ps)));
+  let present = 0;
+  t = now();
+  unpackExtents(from.extents, stored, ps, job.firstPage, from.extentPages, setup!.path, (page, bytes) => {
+    if (!isSet(page)) throw new Error(`${setup!.path}: block ${job.block}, page ${job.firstPage + page} is in the index but not in the bitmap`);
+    libc.viewOf(job.dst + page * ps, ps).set(bytes);
+    present++;
+  });
+  st.compress += now() - t;
+  if (job.zeroAbsent) timed("faultTarget", () => ranges(job.pages, (i) => !isSet(i), (first, count) => libc.memset(job.dst + first * ps, 0, count * ps)));
+  const hashes = job.hashExtents ? timed("hash", () => hashExtents(job.dst, job.pages * ps)) : undefined;
+  let ioBytes = 0;
+  for (const v of stored.values()) ioBytes += v.length;
+  post({ type: "done", id: job.id, bytes: job.pages * ps, ioBytes, ioCalls: from.extents.length, present, hashes, stages: endJob() });
+}
+
+function restoreSlots(job: RestoreJob, fileOffset: number): void {
   const { fd, pageSize: ps, maxGap } = setup!;
   const bitmap = new Uint8Array(job.bitmap);
   const isSet = (i: number) => testBit(bitmap, job.firstPage + i);
@@ -168,7 +232,7 @@ function restore(job: RestoreJob): void {
   let ioBytes = 0;
   for (const r of runs) {
     const len = r.count * ps;
-    const off = job.fileOffset + r.first * ps;
+    const off = fileOffset + r.first * ps;
     const dst = job.dst + r.first * ps;
     if (job.reserve) {
       // A fresh target: only the runs the file holds get memory, reserved before the mapping is touched;
@@ -246,6 +310,9 @@ function prefetch(job: PrefetchJob): void {
 const exitAt = Number(/channel-exit@(\d+)/.exec(process.env.RAMSNAP_TEST_FAULTS ?? "")?.[1] ?? 0);
 let jobsSeen = 0;
 
+/** The jobs of this channel, one after another. */
+let queue: Promise<void> = Promise.resolve();
+
 self.onmessage = (ev: MessageEvent<ToChannel>) => {
   const m = ev.data;
   if ((m.type === "save" || m.type === "restore") && ++jobsSeen === exitAt) process.exit(9);
@@ -258,18 +325,27 @@ self.onmessage = (ev: MessageEvent<ToChannel>) => {
     return;
   }
   if (m.type === "close") {
-    bounce?.free();
-    scratch?.free();
-    zeroPage?.free();
-    process.exit(0);
+    queue = queue.then(() => {
+      bounce?.free();
+      scratch?.free();
+      zeroPage?.free();
+      process.exit(0);
+    });
+    return;
   }
+  // A job may wait (a pack's stored bytes read from an object store): the next one starts only after it,
+  // since a channel's buffers serve one job at a time.
+  queue = queue.then(() => runJob(m));
+};
+
+async function runJob(m: Exclude<ToChannel, { type: "setup" } | { type: "close" }>): Promise<void> {
   try {
     beginJob();
-    if (m.type === "save") save(m);
-    else if (m.type === "restore") restore(m);
+    if (m.type === "save") await save(m);
+    else if (m.type === "restore") await restore(m);
     else prefetch(m);
   } catch (e) {
     const err = e as Error & { code?: string };
     post({ type: "failed", id: m.id, message: err.message ?? String(e), code: err.code });
   }
-};
+}

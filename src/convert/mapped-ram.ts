@@ -4,7 +4,9 @@
 import { jobsPerChunk } from "../channels/jobs.ts";
 import type { PageSession } from "../channels/session.ts";
 import { countSet } from "../format/bitmap.ts";
+import type { Compression } from "../format/pack-extent.ts";
 import { createSaveFile } from "../savefile/open.ts";
+import type { SaveFormat } from "../savefile/side.ts";
 import type { ConvertPlan } from "./plan.ts";
 import { pageSourceOf } from "./plan.ts";
 import { convertedStream } from "./stream.ts";
@@ -17,23 +19,23 @@ export interface WrittenBlocks {
   staleRemoved: readonly string[];
 }
 
-export async function writeMappedRam(plan: ConvertPlan, session: PageSession, output: { path: string; offset: number; directIo: boolean; manifest?: boolean }): Promise<WrittenBlocks> {
-  const file = session.own(createSaveFile({ path: output.path, offset: output.offset }, convertedStream(plan)));
+export async function writeMappedRam(plan: ConvertPlan, session: PageSession, output: { path: string; offset: number; directIo: boolean; manifest?: boolean; format?: SaveFormat; compression?: Compression }): Promise<WrittenBlocks> {
+  const file = session.own(await createSaveFile({ path: output.path, offset: output.offset, format: output.format, compression: output.compression }, convertedStream(plan)));
   await session.start(file.openChannels(output.directIo), plan.pageSize);
   const bitmaps = file.layout.blocks.map((l) => new SharedArrayBuffer(l.bitmapSize));
   const jobs = jobsPerChunk(file.layout.blocks, plan.pageSize, (i, c) => ({
     type: "save" as const,
     block: i,
     source: pageSourceOf(plan, i, c),
-    fileOffset: c.fileOffset,
+    to: file.pagesTo(i, c),
     bitmap: bitmaps[i]!,
     firstPage: c.firstPage,
     pages: c.pages,
     zeroDetect: true,
     hashExtents: output.manifest,
   }));
-  const stats = await session.run(jobs, plan.totalBytes);
+  const stats = await session.run(jobs, plan.totalBytes, (d, job) => file.consume?.(d, job.block));
   const maps = bitmaps.map((b) => new Uint8Array(b));
-  file.finish(maps);
+  await file.finish(maps);
   return { pages: file.layout.blocks.map((l, i) => countSet(maps[i]!, l.pages)), bytesWritten: stats.ioBytes, staleRemoved: file.staleRemoved };
 }

@@ -12,3 +12,9 @@ export class FormatError extends RamsnapError {
     super(`${file}: at offset ${offset} (0x${offset.toString(16)}): ${detail}`);
   }
 }
+
+/** A pack (docs/pack-format.md) is not what it should be; the message names the pack, the offset or the extent. */
+export class PackError extends RamsnapError {
+  override name = "PackError";
+  readonly exitCode = 1;
+}

@@ -3,6 +3,8 @@
 // asked, whole aligned runs of pages at their fixed slots). A file written by path goes through
 // io/output.ts: a temporary name, renamed over the target only once complete and on disk.
 import * as libc from "../../ffi/libc.ts";
+import type { Chunk } from "../channels/jobs.ts";
+import type { PagesFrom, PagesTo } from "../channels/messages.ts";
 import type { ChannelIo } from "../channels/session.ts";
 import { RefusedError } from "../errors.ts";
 import { StreamWriter } from "../format/bytes.ts";
@@ -58,6 +60,10 @@ export class LocalMappedRamWriter implements SaveFileWriter {
     return { fd: this.#channelFd, direct, name: this.name };
   }
 
+  pagesTo(_block: number, c: Chunk): PagesTo {
+    return { kind: "slots", fileOffset: c.fileOffset };
+  }
+
   finish(bitmaps: readonly Uint8Array[]): void {
     // Pages must be on disk before the bitmaps and EOF that make the file complete.
     if (this.#channelFd !== undefined) libc.fsync(this.#channelFd, this.name);
@@ -78,6 +84,7 @@ export class LocalMappedRamWriter implements SaveFileWriter {
 }
 
 export class LocalMappedRamReader implements SaveFileReader {
+  readonly kind = "mapped-ram";
   #directFd: number | undefined;
 
   private constructor(
@@ -115,6 +122,10 @@ export class LocalMappedRamReader implements SaveFileReader {
     if (direct && this.location.directFd !== undefined) probeDirect(this.location.directFd, this.name, "read", probeAt);
     else if (direct) this.#directFd = openDirect(this.location.path!, "read", probeAt, this.name);
     return { fd: this.location.directFd ?? this.#directFd ?? this.main.fd, direct, name: this.name };
+  }
+
+  pagesFrom(_block: number, c: Chunk): PagesFrom {
+    return { kind: "slots", fileOffset: c.fileOffset };
   }
 
   release(): void {

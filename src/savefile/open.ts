@@ -1,15 +1,46 @@
-// Which save-file side serves a location. Today every location is a mapped-ram file on a local file
-// system; a new side (a packed file, an object store) is chosen here by its location.
+// Which save-file side serves a location: a pack for a name ending in .rpk, an s3:// URL, or (reading) a
+// file that starts with a pack's magic; a mapped-ram file otherwise.
+import { closeSync, openSync, readSync } from "node:fs";
+import { DEFAULT_ZSTD_LEVEL } from "../options.ts";
 import type { MainStreamParts } from "../format/mapped-ram-stream.ts";
+import { PACK_MAGIC } from "../format/pack.ts";
+import { parseS3Url } from "../io/s3.ts";
 import { LocalMappedRamReader, LocalMappedRamWriter } from "./local-mapped-ram.ts";
-import type { SaveFileLocation, SaveFileReader, SaveFileWriter } from "./side.ts";
+import { PackReader } from "./pack/reader.ts";
+import { PackWriter } from "./pack/writer.ts";
+import type { SaveFileLocation, SaveFileReader, SaveFileWriter, SaveFormat } from "./side.ts";
+
+/** The format a location is written in when none is asked for. */
+export function formatOf(location: { path?: string; format?: SaveFormat }): SaveFormat {
+  if (location.format) return location.format;
+  const path = location.path ?? "";
+  return path.endsWith(".rpk") || parseS3Url(path) ? "pack" : "mapped-ram";
+}
 
 /** Creates the save file and writes its stream up to the pages. */
-export function createSaveFile(location: SaveFileLocation, parts: MainStreamParts): SaveFileWriter {
+export async function createSaveFile(location: SaveFileLocation, parts: MainStreamParts): Promise<SaveFileWriter> {
+  if (formatOf(location) === "pack") return PackWriter.create(location, parts, location.compression ?? { kind: "zstd", level: DEFAULT_ZSTD_LEVEL });
   return LocalMappedRamWriter.create(location, parts);
 }
 
 /** Opens a save file and reads its whole main stream. */
-export function openSaveFile(location: SaveFileLocation): SaveFileReader {
+export async function openSaveFile(location: SaveFileLocation): Promise<SaveFileReader> {
+  if (isPack(location)) return PackReader.open(location);
   return LocalMappedRamReader.open(location);
+}
+
+/** Whether a location holds a pack: an s3:// URL, or a file whose first bytes are the pack magic. */
+export function isPack(location: { path?: string; fd?: number }): boolean {
+  if (location.path !== undefined && parseS3Url(location.path)) return true;
+  const head = Buffer.alloc(PACK_MAGIC.length);
+  let fd: number | undefined;
+  try {
+    fd = location.path !== undefined ? openSync(location.path, "r") : location.fd!;
+    readSync(fd, head, 0, head.length, 0);
+  } catch {
+    return location.path?.endsWith(".rpk") ?? false; // the side that opens it says what is wrong
+  } finally {
+    if (fd !== undefined && location.path !== undefined) closeSync(fd);
+  }
+  return head.toString("latin1") === PACK_MAGIC;
 }

@@ -1,0 +1,85 @@
+// A channel's side of a pack (docs/pack-format.md): on save, a chunk's present pages cut into extents,
+// each compressed and hashed here, on the channel's thread, so compression runs as parallel as the
+// channels; on restore, the chunk's stored extents read (pread on a local pack, ranged GETs on an
+// object: the channels are the parallel downloads), checked, decoded and put in place.
+import * as libc from "../../ffi/libc.ts";
+import { type Compression, loadExtent, storeExtent } from "../format/pack-extent.ts";
+import { pagePresent, type PackExtent } from "../format/pack.ts";
+import { readRange } from "../io/s3.ts";
+import type { PackedChunk, PackStoreRef } from "./messages.ts";
+
+/** Stored extents closer than this are read with one call, the bytes between thrown away. */
+const MERGE_GAP = 64 << 10;
+
+/** The chunk's pages at `base` stored as extents; `present[i]` says which pages go in. */
+export function packChunk(base: number, present: Uint8Array, pageSize: number, firstPage: number, extentPages: number, compression: Compression): PackedChunk {
+  const parts: Uint8Array[] = [];
+  const extents: PackedChunk["extents"] = [];
+  let offset = 0;
+  for (let first = 0; first < present.length; first += extentPages) {
+    const n = Math.min(extentPages, present.length - first);
+    const map = new Uint8Array(extentPages / 8);
+    let count = 0;
+    for (let i = 0; i < n; i++) if (present[first + i]) map[i >> 3]! |= 1 << (i & 7);
+    for (let i = 0; i < n; i++) if (present[first + i]) count++;
+    if (count === 0) continue;
+    const pages = new Uint8Array(count * pageSize);
+    let k = 0;
+    for (let i = 0; i < n; i++) if (present[first + i]) pages.set(libc.viewOf(base + (first + i) * pageSize, pageSize), k++ * pageSize);
+    const stored = storeExtent(pages, compression);
+    extents.push({ extent: (firstPage + first) / extentPages, offset, length: stored.bytes.length, encoding: stored.encoding, hash: stored.hash, present: map });
+    parts.push(stored.bytes);
+    offset += stored.bytes.length;
+  }
+  const data = new Uint8Array(offset);
+  let at = 0;
+  for (const p of parts) {
+    data.set(p, at);
+    at += p.length;
+  }
+  return { data: data.buffer, extents };
+}
+
+/** Reads the stored bytes of `extents`, neighbours with one call; by extent number. */
+export async function readStored(store: PackStoreRef, extents: readonly PackExtent[]): Promise<Map<number, Uint8Array>> {
+  const out = new Map<number, Uint8Array>();
+  const sorted = [...extents].sort((a, b) => a.storedOffset - b.storedOffset);
+  for (let i = 0; i < sorted.length; ) {
+    let j = i + 1;
+    let end = sorted[i]!.storedOffset + sorted[i]!.storedLength;
+    while (j < sorted.length && sorted[j]!.storedOffset - end <= MERGE_GAP) {
+      end = Math.max(end, sorted[j]!.storedOffset + sorted[j]!.storedLength);
+      j++;
+    }
+    const from = sorted[i]!.storedOffset;
+    const bytes = await readBytes(store, from, end - from);
+    for (const e of sorted.slice(i, j)) out.set(e.extent, bytes.subarray(e.storedOffset - from, e.storedOffset - from + e.storedLength));
+    i = j;
+  }
+  return out;
+}
+
+async function readBytes(store: PackStoreRef, offset: number, length: number): Promise<Uint8Array> {
+  if (store.kind === "s3") return readRange(store.settings, store.location, offset, length);
+  const buf = new Uint8Array(length);
+  const n = libc.pread(store.fd, libc.addressOf(buf), length, offset, { path: store.path });
+  // Short only at the end of a truncated pack: loadExtent names the extent and says so.
+  return buf.subarray(0, n);
+}
+
+/**
+ * Decodes each extent and calls `place(pageInChunk, bytes)` for every present page; `firstPage` is the
+ * chunk's first page in its block.
+ */
+export function unpackExtents(extents: readonly PackExtent[], stored: Map<number, Uint8Array>, pageSize: number, firstPage: number, extentPages: number, name: string, place: (page: number, bytes: Uint8Array) => void): void {
+  for (const e of extents) {
+    const pages = loadExtent(stored.get(e.extent) ?? new Uint8Array(0), e, pageSize, name);
+    const first = e.extent * extentPages - firstPage;
+    let k = 0;
+    for (let i = 0; i < extentPages; i++) {
+      if (!pagePresent(e.present, i)) continue;
+      place(first + i, pages.subarray(k * pageSize, (k + 1) * pageSize));
+      k++;
+    }
+  }
+}
