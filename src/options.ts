@@ -2,6 +2,7 @@
 // (the counterpart of QEMU's migration/options.c, which keeps policy apart from opening files). Nothing
 // here touches a file or a descriptor: opening and proving O_DIRECT is io/direct.ts, handed-over
 // descriptors are checked in io/descriptors.ts.
+import type { Compression } from "./format/pack-extent.ts";
 import { OptionError } from "./errors.ts";
 import type { BlockSpec } from "./format/layout.ts";
 
@@ -10,9 +11,21 @@ export const DEFAULT_CHANNELS = 4;
 /** Pages per channel job: 8 MiB, a multiple of 64 pages so each job owns whole bitmap words. */
 export const CHUNK_PAGES = 2048;
 /**
- * zstd level of a pack's extents by default. Level 1 against 3 on one 1 MiB extent here: TODO measure.
+ * zstd level of a pack's extents by default. Level 1 keeps a pack save near a mapped-ram save's speed
+ * (bench/PACK.md); higher levels trade time for size.
  */
 export const DEFAULT_ZSTD_LEVEL = 1;
+export const MAX_ZSTD_LEVEL = 19;
+
+/** `--compress zstd[:LEVEL]|none`, as the pack writer takes it. */
+export function parseCompression(text: string | undefined): Compression | undefined {
+  if (text === undefined) return undefined;
+  if (text === "none") return { kind: "none" };
+  const m = /^zstd(?::(\d+))?$/.exec(text);
+  const level = m ? Number(m[1] ?? DEFAULT_ZSTD_LEVEL) : Number.NaN;
+  if (!m || level < 1 || level > MAX_ZSTD_LEVEL) throw new OptionError(`--compress ${text}: say zstd, zstd:LEVEL (1 to ${MAX_ZSTD_LEVEL}) or none`);
+  return { kind: "zstd", level };
+}
 /** Absent pages bridged by one I/O call (see channels/plan.ts): 128 KiB costs less than another call. */
 export const DEFAULT_MAX_GAP = 32;
 

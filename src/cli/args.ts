@@ -32,6 +32,15 @@ export const sharedArgs = {
   progress: { type: "boolean", description: "Progress bar on stderr (default: when stderr is a terminal)" },
 } as const;
 
+/** The option of every command that can write a pack (save, convert, qemu save). */
+export const compressArg = {
+  compress: {
+    type: "string",
+    description: "How a pack's extents are compressed: zstd, zstd:LEVEL (1 to 19; default zstd:1) or none. A pack is written for -o NAME.rpk or s3://BUCKET/KEY",
+    valueHint: "zstd[:level]|none",
+  },
+} as const;
+
 /** The options of every command that moves pages through ramsnap's channels (save, restore). */
 export const pageArgs = {
   ...sharedArgs,

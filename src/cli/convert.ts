@@ -2,7 +2,8 @@
 import { defineCommand } from "citty";
 import { convert, type ConvertResult } from "../convert/index.ts";
 import { OptionError } from "../errors.ts";
-import { sharedArgs, sizeOption, transferArgs } from "./args.ts";
+import { parseCompression } from "../options.ts";
+import { compressArg, sharedArgs, sizeOption, transferArgs } from "./args.ts";
 import { abs, noteStale, print, withProgress } from "./report.ts";
 import { EXAMPLES } from "./run.ts";
 import { bytes, plural, table } from "./text.ts";
@@ -29,11 +30,12 @@ export const convertJson = (r: ConvertResult) => ({
 });
 
 export const convertCommand = defineCommand({
-  meta: { name: "convert", description: "Re-lay a QEMU save file as mapped-ram or classic, device state and trailer carried over" },
+  meta: { name: "convert", description: "Re-lay a QEMU save file as mapped-ram, classic or a pack (and a pack back), device state and trailer carried over" },
   args: {
-    input: { type: "positional", description: "The QEMU save file to read", required: true },
-    output: { type: "positional", description: "The file to write", required: true },
-    to: { type: "enum", options: ["mapped-ram", "classic"], description: "The RAM format of the output", required: true },
+    input: { type: "positional", description: "The QEMU save file or pack to read (a pack may be s3://BUCKET/KEY)", required: true },
+    output: { type: "positional", description: "The file to write (a pack may be s3://BUCKET/KEY)", required: true },
+    to: { type: "enum", options: ["mapped-ram", "classic", "pack"], description: "The format of the output", required: true },
+    ...compressArg,
     channels: sharedArgs.channels,
     "direct-io": sharedArgs["direct-io"],
     // --offset is INPUT's (the file read, as for every other reader); OUTPUT's has its own flag
@@ -46,11 +48,14 @@ export const convertCommand = defineCommand({
   async run({ args }) {
     if (args.input === args.output) throw new OptionError("INPUT and OUTPUT must be different files");
     const t = transferArgs(args);
+    const compression = parseCompression(args.compress);
+    if (compression && args.to !== "pack") throw new OptionError("--compress applies to --to pack");
     const r: ConvertResult = await withProgress("convert", args, (signal, bar) =>
       convert({
         input: args.input,
         output: args.output,
-        to: args.to as "mapped-ram" | "classic",
+        to: args.to as "mapped-ram" | "classic" | "pack",
+        compression,
         inputOffset: t.offset,
         offset: sizeOption("output-offset", args["output-offset"]),
         manifest: args.manifest !== false && args.to === "mapped-ram",
@@ -68,6 +73,8 @@ EXAMPLES.set(
   convertCommand,
   `  ramsnap convert old.sav new.ram --to mapped-ram --channels 4 --direct-io   parallel restore for old saves
   ramsnap convert vm.ram vm.sav --to classic                                   loadable without mapped-ram
+  ramsnap convert vm.ram s3://saves/vm.rpk --to pack                           present pages only, compressed, in S3
+  ramsnap convert s3://saves/vm.rpk vm.ram --to mapped-ram                     back to the file QEMU loads
 
 Device sections, commands and the trailer are copied byte for byte and in order; the configuration's
 capabilities gain or lose mapped-ram. QEMU loads the result with mapped-ram set the same way.

@@ -17,7 +17,8 @@ export function print(asJson: boolean | undefined, value: unknown, text: () => s
 }
 
 /** docs/json.md: every path in JSON output is absolute, so a script may run it from another folder. */
-export const abs = (path: string): string => resolve(path);
+/** A path made absolute; an object's s3:// URL stays as it is. */
+export const abs = (path: string): string => (path.startsWith("s3://") ? path : resolve(path));
 
 export interface ProgressFlags {
   json?: boolean;

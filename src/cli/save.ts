@@ -1,16 +1,17 @@
 // `ramsnap save`: RAM images into one mapped-ram file, or a QEMU save with RAM replaced (--like).
 import { statSync } from "node:fs";
 import { defineCommand } from "citty";
-import { parseBlockArg } from "../options.ts";
+import { parseBlockArg, parseCompression } from "../options.ts";
 import { save, type SaveResult } from "../save.ts";
 import { OptionError } from "../errors.ts";
 import { DEFAULT_MACHINE_TYPE } from "../format/constants.ts";
-import { pageArgs, repeated, transferArgs } from "./args.ts";
+import { compressArg, pageArgs, repeated, transferArgs } from "./args.ts";
 import { abs, noteStale, print, withProgress } from "./report.ts";
 import { EXAMPLES } from "./run.ts";
 import { bytes, plural, table } from "./text.ts";
 import { convert } from "../convert/index.ts";
 import { convertJson, renderConvert } from "./convert.ts";
+import { formatOf } from "../savefile/open.ts";
 
 export function renderSave(r: SaveResult): string {
   const rows = r.blocks.map((b) => [b.name, bytes(b.length), `${b.present} present`, `${b.zero} zero`]);
@@ -37,9 +38,14 @@ function cancelledMessage(output: string | undefined, existed: boolean): string 
 }
 
 export const saveCommand = defineCommand({
-  meta: { name: "save", description: "Save RAM images into one mapped-ram file that QEMU can load" },
+  meta: { name: "save", description: "Save RAM images into one mapped-ram file that QEMU can load, or a compressed pack (local or in S3)" },
   args: {
-    output: { type: "string", alias: "o", description: "The file to write (required unless --fd; replaced only once complete)", valueHint: "file" },
+    output: {
+      type: "string",
+      alias: "o",
+      description: "The file to write (required unless --fd; replaced only once complete): NAME.rpk or s3://BUCKET/KEY writes a pack (docs/pack-format.md)",
+      valueHint: "file",
+    },
     block: {
       type: "string",
       description: "A RAM block: its name in QEMU and the file holding it; repeat for more blocks, in order",
@@ -53,15 +59,18 @@ export const saveCommand = defineCommand({
       description: "Write FILE.sums, a hash of every 1 MiB of RAM and of the main stream, for verify and restore --verify (default; --no-manifest skips it; none with --fd)",
     },
     like: { type: "string", description: "Take configuration, device state and trailer from this QEMU save of the same VM; blocks not given keep its pages", valueHint: "file" },
+    ...compressArg,
     ...pageArgs,
   },
   async run({ args, rawArgs }) {
     const blocks = repeated(rawArgs, "block").map(parseBlockArg);
     const t = transferArgs(args);
+    const compression = parseCompression(args.compress);
+    if (compression && formatOf({ path: args.output }) !== "pack") throw new OptionError("--compress applies to packs: -o NAME.rpk or -o s3://BUCKET/KEY");
     const fd = t.fd;
     if (fd === undefined && !args.output) throw new OptionError("say where to save: -o FILE (or --fd N)");
     if (fd !== undefined && args.output) throw new OptionError("give -o FILE or --fd, not both");
-    const target = args.output ? statSync(args.output, { throwIfNoEntry: false }) : undefined;
+    const target = args.output && !args.output.startsWith("s3://") ? statSync(args.output, { throwIfNoEntry: false }) : undefined;
     if (target?.isDirectory()) throw new OptionError(`-o ${args.output} is a directory; give a file name`);
     const cancelled = () => cancelledMessage(args.output, target !== undefined);
     if (args.like !== undefined) {
@@ -75,7 +84,8 @@ export const saveCommand = defineCommand({
           convert({
             input: args.like!,
             output: args.output!,
-            to: "mapped-ram",
+            to: formatOf({ path: args.output }),
+            compression,
             replace: blocks.map((b) => ({ name: b.name, path: b.path })),
             channels: t.channels,
             directIo: t.directIo,
@@ -99,6 +109,7 @@ export const saveCommand = defineCommand({
           path: args.output,
           blocks: blocks.map((b) => ({ name: b.name, path: b.path })),
           machineType: args.machine,
+          compression,
           manifest: args.manifest !== false && fd === undefined,
           onProgress: bar.update,
           signal,
@@ -116,6 +127,8 @@ EXAMPLES.set(
   ramsnap save -o vm.ram --block ram0=/dev/shm/node0 --block ram1=/dev/shm/node1 --machine pc-q35-9.2
   ramsnap save --fd 3 --block ram0=/dev/shm/guest-ram 3<>vm.ram   # a descriptor from a manager (not >>: O_APPEND is refused)
   ramsnap save --like qemu.sav -o edited.ram --block ram0=edited-ram0.raw   # load an edited RAM image back
+  ramsnap save -o vm.rpk --block ram0=/dev/shm/guest-ram                       # a pack: present pages only, zstd
+  ramsnap save -o s3://saves/vm1.rpk --block ram0=/dev/shm/guest-ram --compress zstd:3   # straight into S3
 
 QEMU loads the file with the mapped-ram capability on, into a guest of the same machine type whose
 memory backends have the same names and sizes:
@@ -126,5 +139,11 @@ mapped-ram on), device state and all. Blocks not given keep the QEMU save's page
 All-zero pages are not written (their bitmap bits stay clear and the file keeps holes).
 The file is written under a temporary name beside FILE and renamed once its pages, bitmaps and EOF are
 on disk: an interrupted save (Ctrl-C, kill -9, a full disk) leaves FILE as it was, or absent. With
---fd there is no name to rename: the file is valid only once ramsnap exits 0 (its EOF comes last).`,
+--fd there is no name to rename: the file is valid only once ramsnap exits 0 (its EOF comes last).
+A pack (-o NAME.rpk, or s3://BUCKET/KEY) holds only the present pages, in 1 MiB extents each compressed
+and hashed on its own (docs/pack-format.md); restore, extract, inspect, verify and convert read it, and
+convert turns it back into the mapped-ram file QEMU loads. An object is uploaded in parts as the channels
+compress, and appears at KEY only once complete: an interrupted upload leaves the previous object.
+S3 settings come from S3_ENDPOINT, S3_REGION, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY (or their AWS_*
+names). A pack has no FILE.sums: every extent carries its own hash.`,
 );

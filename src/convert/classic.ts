@@ -52,7 +52,9 @@ function writeClassicPages(plan: ConvertPlan, w: StreamWriter, block: number, si
   try {
     for (const c of chunks(pages, ps, 0)) {
       throwIfAborted(signal);
-      const { base, exists } = loadPages(pageSourceOf(plan, block, c), c.pages, ps, bounce);
+      const src = pageSourceOf(plan, block, c);
+      if (src.kind === "packed") throw new Error("internal: a pack converted to classic"); // refused in convert()
+      const { base, exists } = loadPages(src, c.pages, ps, bounce);
       for (let k = 0; k < c.pages; k++) {
         const addr = base + k * ps;
         if ((exists && !exists(k)) || libc.memcmp(addr, zero.ptr, ps) === 0) continue;

@@ -4,6 +4,7 @@
 // the configuration gains or loses the mapped-ram capability (and the trailer's description follows).
 import { gibPerSecond, PageSession, type Progress } from "../channels/session.ts";
 import { OptionError } from "../errors.ts";
+import type { Compression } from "../format/pack-extent.ts";
 import { writeManifestOf } from "../integrity/sums.ts";
 import type { BlockSource } from "../memory/sources.ts";
 import { checkChannels, checkOffset, DEFAULT_CHANNELS, DEFAULT_MAX_GAP } from "../options.ts";
@@ -30,6 +31,8 @@ export interface ConvertOptions {
   maxGap?: number;
   /** Also write OUTPUT.sums (mapped-ram output only). */
   manifest?: boolean;
+  /** A pack output's compression (default zstd at DEFAULT_ZSTD_LEVEL). */
+  compression?: Compression;
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
 }
@@ -57,15 +60,18 @@ export interface ConvertResult {
 export async function convert(o: ConvertOptions): Promise<ConvertResult> {
   const t = checkConvertOptions(o);
   await using session = new PageSession({ channels: t.channels, maxGap: o.maxGap ?? DEFAULT_MAX_GAP, onProgress: o.onProgress, signal: o.signal });
-  const plan = planConversion(o, (r) => session.own(r));
-  const output = { path: o.output, offset: t.offset, directIo: t.directIo, manifest: o.manifest };
-  const written = o.to === "mapped-ram" ? await writeMappedRam(plan, session, output) : writeClassic(plan, session, output);
-  const manifest = o.manifest ? writeManifestOf(o.output, t.offset, session.hashes) : undefined;
+  const plan = await planConversion(o, (r) => session.own(r));
+  if (plan.pack && o.to === "classic") throw new OptionError(`${o.input} is a pack: convert it --to mapped-ram (then --to classic from that file)`);
+  const format = o.to === "pack" ? "pack" : "mapped-ram";
+  const output = { path: o.output, offset: t.offset, directIo: t.directIo, manifest: o.manifest, format, compression: o.compression } as const;
+  const written = o.to === "classic" ? writeClassic(plan, session, output) : await writeMappedRam(plan, session, output);
+  // A pack hashes its own extents: no OUTPUT.sums beside it.
+  const manifest = o.manifest && o.to === "mapped-ram" ? writeManifestOf(o.output, t.offset, session.hashes) : undefined;
   const seconds = session.seconds;
   return {
     input: o.input,
     output: o.output,
-    from: plan.info.ramFormat!,
+    from: plan.pack ? "pack" : plan.info.ramFormat!,
     to: o.to,
     machineType: plan.info.machineType,
     blocks: plan.info.blocks.map((b, i) => ({ name: b.name, length: b.length, pagesWritten: written.pages[i]!, from: originOf(plan, b.name) })),
@@ -86,6 +92,6 @@ function checkConvertOptions(o: ConvertOptions): { channels: number; directIo: b
   const offset = o.offset ?? 0;
   checkChannels(channels, directIo);
   checkOffset(offset);
-  if (o.manifest && o.to !== "mapped-ram") throw new OptionError("--manifest describes mapped-ram files; convert --to mapped-ram to get one");
+  if (o.manifest && o.to === "classic") throw new OptionError("--manifest describes mapped-ram files; convert --to mapped-ram to get one");
   return { channels, directIo, offset };
 }

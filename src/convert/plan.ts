@@ -9,15 +9,22 @@ import type { Configuration } from "../format/encode.ts";
 import { readPageMap, type PageMap } from "../format/pages.ts";
 import type { RamBlockInfo, SectionInfo, StreamInfo } from "../format/parse.ts";
 import type { Chunk } from "../channels/jobs.ts";
+import type { PackedSource, PagesFrom } from "../channels/messages.ts";
+import type { ByteSource } from "../format/bytes.ts";
 import { MainFile } from "../io/main-file.ts";
+import { isPack } from "../savefile/open.ts";
+import { PackReader } from "../savefile/pack/reader.ts";
 import type { PageSource } from "../memory/page-source.ts";
 import { openSource, type BlockSource, type RamSource } from "../memory/sources.ts";
 import { matchBlocks } from "../options.ts";
 
-export type RamFormat = "mapped-ram" | "classic";
+export type RamFormat = "mapped-ram" | "classic" | "pack";
 
 export interface ConvertPlan {
-  input: MainFile;
+  /** The input's stream: a QEMU save file, or the image of a pack. */
+  input: ByteSource;
+  /** A pack input: where each chunk's pages are (its extents). */
+  pack?: PackReader;
   map: PageMap;
   info: StreamInfo;
   to: RamFormat;
@@ -33,10 +40,8 @@ export interface ConvertPlan {
 }
 
 /** Reads the input and settles the plan; `own` takes every opened file into the caller's session. */
-export function planConversion(o: { input: string; inputOffset?: number; output: string; to: RamFormat; replace?: BlockSource[] }, own: <T extends { release(): void }>(r: T) => T): ConvertPlan {
-  const input = MainFile.openRead(o.input);
-  own({ release: () => input.close() });
-  refuseSameFile(input, o.input, o.output);
+export async function planConversion(o: { input: string; inputOffset?: number; output: string; to: RamFormat; replace?: BlockSource[] }, own: <T extends { release(): void }>(r: T) => T): Promise<ConvertPlan> {
+  const { input, pack } = await openInput(o, own);
   const map = readPageMap(input, { base: o.inputOffset ?? 0 });
   const { info } = map;
   checkCarriable(info, o.input);
@@ -44,6 +49,7 @@ export function planConversion(o: { input: string; inputOffset?: number; output:
   const ramStart = info.sections.find((s) => s.type === "START" && s.idstr === RAM_IDSTR)!;
   return {
     input,
+    ...(pack ? { pack } : {}),
     map,
     info,
     to: o.to,
@@ -57,9 +63,22 @@ export function planConversion(o: { input: string; inputOffset?: number; output:
   };
 }
 
+/** The input as a stream: a save file, or a pack's image (whose pages the channels read from its extents). */
+async function openInput(o: { input: string; inputOffset?: number; output: string }, own: <T extends { release(): void }>(r: T) => T): Promise<{ input: ByteSource; pack?: PackReader }> {
+  if (isPack({ path: o.input })) {
+    const pack = own(await PackReader.open({ path: o.input, offset: o.inputOffset ?? 0 }));
+    if (pack.input.ref.kind === "file") refuseSameFile(pack.input.ref.fd, o.input, o.output);
+    return { input: pack.main, pack };
+  }
+  const input = MainFile.openRead(o.input);
+  own({ release: () => input.close() });
+  refuseSameFile(input.fd, o.input, o.output);
+  return { input };
+}
+
 /** INPUT and OUTPUT must be different files however spelled ("./x", a hard link): the output would take the input's place. */
-function refuseSameFile(input: MainFile, inputPath: string, output: string): void {
-  const a = fstatSync(input.fd);
+function refuseSameFile(fd: number, inputPath: string, output: string): void {
+  const a = fstatSync(fd);
   const b = statSync(output, { throwIfNoEntry: false });
   if (b && b.dev === a.dev && b.ino === a.ino) throw new OptionError(`${output} is the same file as ${inputPath}; write the re-laid file elsewhere`);
 }
@@ -95,7 +114,7 @@ function checkSharedGiven(map: PageMap, name: string, given: Set<string>): void 
 /** The input's configuration with mapped-ram set as the output needs; x-ignore-shared goes (every block's pages are in the output). */
 function configurationFor(info: StreamInfo, to: RamFormat): Configuration {
   const capabilities = info.capabilities.filter((c) => c !== CAP_MAPPED_RAM && c !== CAP_X_IGNORE_SHARED);
-  if (to === "mapped-ram") capabilities.push(CAP_MAPPED_RAM);
+  if (to !== "classic") capabilities.push(CAP_MAPPED_RAM); // a pack's image is a mapped-ram stream
   return { machineType: info.machineType ?? "", capabilities, ...(info.targetPageBits !== undefined ? { targetPageBits: info.targetPageBits } : {}) };
 }
 
@@ -111,9 +130,14 @@ function openReplacements(info: StreamInfo, name: string, replace: BlockSource[]
 }
 
 /** A chunk's pages: from the replacing image, or from wherever the input holds them. */
-export function pageSourceOf(plan: ConvertPlan, block: number, c: Chunk): PageSource {
+export function pageSourceOf(plan: ConvertPlan, block: number, c: Chunk): PageSource | PackedSource {
   const replaced = plan.replaced.get(plan.info.blocks[block]!.name);
   if (replaced) return replaced.at(c.byteOffset, c.pages, plan.pageSize);
+  if (plan.pack) {
+    const from = plan.pack.pagesFrom(block, c) as Extract<PagesFrom, { kind: "packed" }>;
+    return { kind: "packed", store: from.store, extents: from.extents, extentPages: from.extentPages };
+  }
+  if (!(plan.input instanceof MainFile)) throw new Error("internal: pages of a stream that is not a file");
   const offsets = new Float64Array(new SharedArrayBuffer(c.pages * 8));
   for (let k = 0; k < c.pages; k++) offsets[k] = plan.map.blocks[block]!.locate(c.firstPage + k);
   return { kind: "pages", fd: plan.input.fd, path: plan.input.name, offsets: offsets.buffer as SharedArrayBuffer };
