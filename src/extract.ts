@@ -11,7 +11,8 @@ import { spaceBound } from "./format/layout.ts";
 import { fillOf, readPageMap, type PageMap } from "./format/pages.ts";
 import type { RamBlockInfo } from "./format/parse.ts";
 import { dirSpace } from "./io/filesystem.ts";
-import { MainFile } from "./io/main-file.ts";
+import type { MainFile } from "./io/main-file.ts";
+import { openStream } from "./savefile/open.ts";
 import { mapFileForRead, mapFileForWrite } from "./memory/region.ts";
 import { matchBlocks } from "./options.ts";
 import { restore } from "./restore.ts";
@@ -58,7 +59,8 @@ export function blockFileName(name: string, taken: Set<string>): string {
 
 export async function extract(o: ExtractOptions): Promise<ExtractResult> {
   const t0 = performance.now();
-  using input = MainFile.openRead(o.path);
+  using opened = await openStream(o.path, o.offset ?? 0);
+  const input = opened.source;
   const map = readPageMap(input, { base: o.offset ?? 0 });
   const ramFormat = map.info.ramFormat;
   if (ramFormat === null) throw new RefusedError(`${o.path} has no RAM section`);
@@ -72,7 +74,7 @@ export async function extract(o: ExtractOptions): Promise<ExtractResult> {
       const targets = out.map((e) => ({ name: e.name, path: join(o.dir, e.file) }));
       await restore({ path: o.path, offset: o.offset, blocks: targets, channels: o.channels, directIo: o.directIo, keepHoles: true, onProgress: o.onProgress, signal: o.signal });
     }
-    else copyClassic(input, map, out, o);
+    else copyClassic(input as MainFile, map, out, o);
   } catch (e) {
     for (const x of out) rmSync(join(o.dir, x.file), { force: true });
     throw e;

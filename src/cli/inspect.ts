@@ -1,6 +1,8 @@
 // `ramsnap inspect`: what a QEMU migration file holds, and whether it is complete.
 import { defineCommand } from "citty";
-import { inspectFile, type InspectReport } from "../inspect.ts";
+import { inspectFile, inspectPack, type InspectReport } from "../inspect.ts";
+import { OptionError } from "../errors.ts";
+import { isPack } from "../savefile/open.ts";
 import { sharedArgs, sizeOption } from "./args.ts";
 import { abs, print } from "./report.ts";
 import { EXAMPLES } from "./run.ts";
@@ -12,10 +14,18 @@ export const inspectJson = ({ base, ...r }: InspectReport) => {
   return { file: abs(file), complete, version, offset: base, ...rest };
 };
 
+function packLine(p: NonNullable<InspectReport["pack"]>): string {
+  return (
+    `pack v${p.version}: ${bytes(p.size)}, ${plural(p.extents, "extent")} of ${bytes(p.extentBytes)} (${p.zstdExtents} zstd, ${p.extents - p.zstdExtents} raw): ` +
+    `${bytes(p.pageBytes)} of pages stored in ${bytes(p.storedBytes)} (${p.ratio.toFixed(2)}:1)`
+  );
+}
+
 export function renderReport(r: InspectReport): string {
   const out: string[] = [];
   const state = r.complete ? "complete" : "INCOMPLETE";
   out.push(`${r.file}: QEMU migration stream v${r.version}, ${r.ramFormat ?? "no RAM section"}, ${state}`);
+  if (r.pack) out.push(packLine(r.pack), "the mapped-ram file it stands for (convert --to mapped-ram writes it):");
   out.push(
     fields([
       ["machine", r.machineType ?? "(no configuration section)"],
@@ -69,12 +79,15 @@ export function renderReport(r: InspectReport): string {
 export const inspectCommand = defineCommand({
   meta: { name: "inspect", description: "Describe a QEMU migration file: configuration, RAM blocks, sections, completeness" },
   args: {
-    file: { type: "positional", description: "The migration file (mapped-ram or classic)", required: true },
+    file: { type: "positional", description: "The migration file (mapped-ram or classic), or a pack (NAME.rpk or s3://BUCKET/KEY)", required: true },
     offset: sharedArgs.offset,
     json: sharedArgs.json,
   },
-  run({ args }) {
-    const report = inspectFile(args.file, { offset: sizeOption("offset", args.offset) ?? 0 });
+  async run({ args }) {
+    const offset = sizeOption("offset", args.offset) ?? 0;
+    const pack = isPack({ path: args.file });
+    if (pack && offset) throw new OptionError("--offset places a stream inside a file; a pack is a file of its own (drop --offset)");
+    const report = pack ? await inspectPack(args.file) : inspectFile(args.file, { offset });
     print(args.json, inspectJson(report), () => renderReport(report));
   },
 });

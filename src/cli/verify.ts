@@ -1,7 +1,9 @@
 // `ramsnap verify`: a save file's structure, its pages against images, its manifest.
 import { defineCommand } from "citty";
 import { parseBlockArg } from "../options.ts";
-import { verify, type VerifyReport } from "../verify.ts";
+import { verify, verifyPack, type VerifyReport } from "../verify.ts";
+import { OptionError } from "../errors.ts";
+import { isPack } from "../savefile/open.ts";
 import { repeated, sharedArgs, sizeOption } from "./args.ts";
 import { abs, print } from "./report.ts";
 import { EXAMPLES } from "./run.ts";
@@ -24,14 +26,17 @@ export const verifyJson = (r: VerifyReport) => ({
 export const verifyCommand = defineCommand({
   meta: { name: "verify", description: "Check a save file's structure and, given the RAM images or a manifest, every page" },
   args: {
-    file: { type: "positional", description: "The save file (mapped-ram or classic)", required: true },
+    file: { type: "positional", description: "The save file (mapped-ram or classic), or a pack (NAME.rpk or s3://BUCKET/KEY)", required: true },
     block: { type: "string", description: "Compare block NAME with the image at PATH (repeat for more)", valueHint: "name=path" },
     manifest: { type: "string", description: "Check against this manifest (default: FILE.sums when it exists)", valueHint: "file" },
     offset: sharedArgs.offset,
     json: sharedArgs.json,
   },
-  run({ args, rawArgs }) {
-    const report = verify({ path: args.file, offset: sizeOption("offset", args.offset), blocks: repeated(rawArgs, "block").map(parseBlockArg), manifest: args.manifest });
+  async run({ args, rawArgs }) {
+    const blocks = repeated(rawArgs, "block").map(parseBlockArg);
+    const pack = isPack({ path: args.file });
+    if (pack && (blocks.length || args.manifest || args.offset)) throw new OptionError("a pack carries a hash of every extent: verify it alone (--block, --manifest and --offset are for mapped-ram and classic files)");
+    const report = pack ? await verifyPack({ path: args.file }) : verify({ path: args.file, offset: sizeOption("offset", args.offset), blocks, manifest: args.manifest });
     print(args.json, verifyJson(report), () => renderVerify(report));
     if (!report.ok) process.exitCode = 1;
     else if (report.pagesChecked === "none") process.exitCode = PAGES_NOT_CHECKED;
@@ -42,6 +47,7 @@ EXAMPLES.set(
   `  ramsnap verify vm.ram --block ram0=/dev/shm/guest-ram   structure, and every page against the image
   ramsnap verify vm.ram                                   structure, and pages against vm.ram.sums if it exists
   ramsnap verify vm.ram --manifest /backup/vm.ram.sums
+  ramsnap verify s3://saves/vm.rpk                        a pack: its structure and every extent's hash
 A manifest beside the file (vm.ram.sums, from save --manifest) is checked when it exists: every 1 MiB of
 RAM as a loader would see it, and the main stream; the first bad extent of each block is named.
 Without an image or a manifest only the structure can be checked: every offset, bitmap, section, EOF and

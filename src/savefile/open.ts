@@ -4,6 +4,8 @@ import { closeSync, openSync, readSync } from "node:fs";
 import { DEFAULT_ZSTD_LEVEL } from "../options.ts";
 import type { MainStreamParts } from "../format/mapped-ram-stream.ts";
 import { PACK_MAGIC } from "../format/pack.ts";
+import type { ByteSource } from "../format/bytes.ts";
+import { MainFile } from "../io/main-file.ts";
 import { parseS3Url } from "../io/s3.ts";
 import { LocalMappedRamReader, LocalMappedRamWriter } from "./local-mapped-ram.ts";
 import { PackReader } from "./pack/reader.ts";
@@ -43,4 +45,14 @@ export function isPack(location: { path?: string; fd?: number }): boolean {
     if (fd !== undefined && location.path !== undefined) closeSync(fd);
   }
   return head.toString("latin1") === PACK_MAGIC;
+}
+
+/** A save file's stream to parse: the file itself, or a pack's image (its structure checked on open). */
+export async function openStream(path: string, offset: number): Promise<{ source: ByteSource; pack?: PackReader } & Disposable> {
+  if (isPack({ path })) {
+    const pack = await PackReader.open({ path, offset });
+    return { source: pack.main, pack, [Symbol.dispose]: () => pack.release() };
+  }
+  const main = MainFile.openRead(path);
+  return { source: main, [Symbol.dispose]: () => main.close() };
 }
