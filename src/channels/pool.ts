@@ -105,24 +105,14 @@ export class ChannelPool {
           else {
             const job = inHand.get(m.id)!;
             inHand.delete(m.id);
-            const consumed = failure ? undefined : onDone(m, job);
-            if (!consumed) {
+            const next = () => {
               feed(w, channel);
               settle();
-              return;
-            }
+            };
+            const consumed = failure ? undefined : onDone(m, job);
+            if (!consumed) return next();
             consuming++;
-            consumed.then(
-              () => {
-                consuming--;
-                feed(w, channel);
-                settle();
-              },
-              (e: Error) => {
-                consuming--;
-                fail(e);
-              },
-            );
+            consumed.finally(() => consuming--).then(next, fail);
           }
         };
         w.onerror = (ev) => {

@@ -6,7 +6,9 @@ import { DEFAULT_QEMU_CHANNELS, qemuRestore, qemuSave, type MigrationProgress, t
 import { MAX_QEMU_CHANNELS } from "../qemu/migration-settings.ts";
 import { inspectFile } from "../inspect.ts";
 import { backendArgs, commandLine } from "../qemu/lazy.ts";
-import { intOption, sharedArgs, sizeOption } from "./args.ts";
+import { compressArg, intOption, sharedArgs, sizeOption } from "./args.ts";
+import { parseCompression } from "../options.ts";
+import { formatOf } from "../savefile/open.ts";
 import { log } from "./log.ts";
 import { EXAMPLES } from "./run.ts";
 import { bytes } from "./text.ts";
@@ -183,9 +185,12 @@ export const qemuSaveCommand = defineCommand({
     manifest: { type: "boolean", default: true, description: "Write FILE.sums for verify and restore --verify (default; --no-manifest skips it)" },
     force: { type: "boolean", description: "Start a save QEMU writes even if the file system may not have room (QEMU 10.0 can crash when it fills up)" },
     verify: { type: "boolean", description: "Read the written file back: complete, and holding the guest's RAM blocks" },
+    ...compressArg,
   },
   async run({ args }) {
       const { socket, file } = required(args);
+      const compression = parseCompression(args.compress);
+      if (compression && formatOf({ path: file }) !== "pack") throw new OptionError("--compress applies to packs: FILE ending in .rpk, or s3://BUCKET/KEY");
       const r = await driven(args, (signals, onProgress) =>
         qemuSave({
           qmp: socket,
@@ -196,6 +201,7 @@ export const qemuSaveCommand = defineCommand({
           live: args.live === true,
           manifest: args.manifest !== false,
           force: args.force === true,
+          compression,
           pages: args.pages as PagesMode,
           verify: args.verify === true,
           signal: signals.stop,
@@ -276,6 +282,7 @@ EXAMPLES.set(
   qemuSaveCommand,
   `  ramsnap qemu save --qmp /run/vm1.qmp vm1.ram --channels 4 --direct-io
   ramsnap qemu save --qmp /run/vm1.qmp vm1.ram --keep-running --verify --json
+  ramsnap qemu save --qmp /run/vm1.qmp s3://saves/vm1.rpk            a pack in object storage (see ramsnap save --help)
 
 The QEMU needs a QMP socket (e.g. -qmp unix:/run/vm1.qmp,server=on,wait=off) that nothing else is
 connected to. ramsnap pauses the guest (unless --live). When every memory backend is a shared file
@@ -295,6 +302,7 @@ EXAMPLES.set(
   qemuRestoreCommand,
   `  qemu-system-x86_64 -M q35 -m 4G ...same devices... -incoming defer -qmp unix:/run/vm1-new.qmp,server=on,wait=off
   ramsnap qemu restore --qmp /run/vm1-new.qmp vm1.ram --channels 4 --direct-io
+  ramsnap qemu restore --qmp /run/vm1-new.qmp s3://saves/vm1.rpk --resume   pages fetched and decoded by the channels
 
   ramsnap qemu restore --lazy --resume --prefetch --qmp /run/vm1-new.qmp vm1.ram   # instant: see qemu backend-args
 

@@ -108,8 +108,8 @@ function inspectOrExplain(path: string, offset: number): InspectReport {
 }
 
 /** The file must be complete, mapped-ram, of the destination's machine type, and have exactly its RAM blocks' sizes. */
-export function checkFileFits(path: string, machineType: string, guestBlocks: RamBlock[], offset = 0): InspectReport {
-  const report = inspectOrExplain(path, offset);
+export function checkFileFits(path: string, machineType: string, guestBlocks: RamBlock[], offset = 0, inspected?: InspectReport): InspectReport {
+  const report = inspected ?? inspectOrExplain(path, offset);
   if (!report.complete) throw new QemuFileMismatchError(`${path} is incomplete (no EOF: an interrupted save?)`);
   if (report.ramFormat !== "mapped-ram") {
     throw new QemuFileMismatchError(`${path} is a ${report.ramFormat ?? "RAM-less"} migration stream, not mapped-ram: QEMU loads it with migrate-incoming file:${path} and mapped-ram off`);
@@ -138,10 +138,10 @@ export interface VerifiedFile {
 }
 
 /** --verify: ramsnap's own reader must find the file complete, with the guest's RAM blocks in the guest's order. */
-export function verifySavedFile(path: string, guestBlocks: RamBlock[]): VerifiedFile {
+export function verifySavedFile(path: string, guestBlocks: RamBlock[], inspected?: InspectReport): VerifiedFile {
   let report: InspectReport;
   try {
-    report = inspectFile(path);
+    report = inspected ?? inspectFile(path);
   } catch (e) {
     throw new VerifyError(`--verify: ${e instanceof Error ? e.message : String(e)}`);
   }

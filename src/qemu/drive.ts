@@ -3,11 +3,18 @@
 // pages (ramsnap, when the guest's memory backends are shared files: ramsnap-pages.ts; QEMU otherwise),
 // set the migration capabilities, hand QEMU its file as an fdset, follow the migration, and clean up
 // (fdset, settings, a partial file, the guest's run state) whether it worked or not.
-import { resolve } from "node:path";
+import { rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { convert } from "../convert/index.ts";
+import type { Compression } from "../format/pack-extent.ts";
+import { inspectPack } from "../inspect.ts";
+import { parseS3Url } from "../io/s3.ts";
+import { formatOf, isPack } from "../savefile/open.ts";
 import { CancelledError, IntegrityError, OptionError, RefusedError, throwIfAborted } from "../errors.ts";
 import { findManifest, manifestPath, writeManifestFromFile } from "../integrity/sums.ts";
 import { removeStaleTemporaries, renameDurably, temporaryBeside } from "../io/output.ts";
-import { verify } from "../verify.ts";
+import { verify, verifyPack } from "../verify.ts";
 import { recoverLeftovers } from "./leftovers.ts";
 import { choosePages, queryBackends, type Backend, type PagesChoice, type PagesMode } from "./backends.ts";
 import { checkFileFits, checkFreeSpace, checkLoadable, checkSavable, verifySavedFile, type VerifiedFile } from "./checks.ts";
@@ -64,6 +71,8 @@ export interface QemuSaveOptions extends CommonOptions {
   manifest?: boolean;
   /** Start a save QEMU writes even when the file system may not have room for it (QEMU 10.0 can crash when it fills). */
   force?: boolean;
+  /** Saving into a pack (a path ending in .rpk, or s3://BUCKET/KEY): how its extents are compressed. */
+  compression?: Compression;
 }
 
 export interface QemuRestoreOptions extends CommonOptions {
@@ -145,7 +154,8 @@ interface Context {
 export async function qemuSave(o: QemuSaveOptions): Promise<QemuSaveResult> {
   const directIo = o.directIo ?? false;
   const channels = checkedChannels(o.channels);
-  const path = resolve(o.path);
+  const path = located(o.path);
+  const pack = formatOf({ path }) === "pack";
   return withQmp(o, async (qmp, socket) => {
     const version = qmp.greeting.version.qemu;
     checkQemuVersion(version, { directIo });
@@ -157,10 +167,12 @@ export async function qemuSave(o: QemuSaveOptions): Promise<QemuSaveResult> {
     const pages = choosePages(o.pages ?? "auto", { live: o.live, forLoad: false }, blocks, backends);
     throwIfAborted(o.signal);
     const c: Context = { qmp, version, path, channels, directIo, blocks, warnings };
-    const moved = pages.by === "ramsnap" ? await savePagesByRamsnap(c, o, pages, before.running) : await savePagesByQemu(c, o, backends, before.running);
+    const byQemu = pack ? savePagesByQemuIntoPack : savePagesByQemu;
+    const moved = pages.by === "ramsnap" ? await savePagesByRamsnap(c, o, pages, before.running) : await byQemu(c, o, backends, before.running);
     // The file is complete from here on: nothing below removes it.
     if (o.keepRunning && before.running) await qmp.execute("cont");
-    const manifest = o.manifest ? (moved.manifest ?? writeManifestFromFile(path, 0)) : undefined;
+    // A pack hashes its own extents: no FILE.sums beside it.
+    const manifest = o.manifest && !pack ? (moved.manifest ?? writeManifestFromFile(path, 0)) : undefined;
     const ramBytes = blocks.reduce((n, b) => n + b.usedLength, 0);
     return {
       ...commonResult(c, socket, pages, moved),
@@ -170,7 +182,7 @@ export async function qemuSave(o: QemuSaveOptions): Promise<QemuSaveResult> {
       gibPerSecond: moved.seconds > 0 ? ramBytes / 2 ** 30 / moved.seconds : 0,
       wasRunning: before.running,
       vmState: (await queryRunState(qmp)).status,
-      verified: o.verify ? verifySavedFile(path, blocks) : null,
+      verified: o.verify ? verifySavedFile(path, blocks, pack ? await inspectPack(path) : undefined) : null,
     };
   });
 }
@@ -179,26 +191,28 @@ export async function qemuRestore(o: QemuRestoreOptions): Promise<QemuRestoreRes
   if (o.prefetch && !o.lazy) throw new OptionError("--prefetch goes with --lazy: it warms the page cache for a guest that maps the file");
   const directIo = o.directIo ?? false;
   const channels = checkedChannels(o.channels);
-  const path = resolve(o.path);
+  const path = located(o.path);
+  const pack = isPack({ path });
+  if (pack && o.lazy) throw new OptionError(`--lazy maps a mapped-ram file as guest RAM; ${path} is a pack (compressed): convert it --to mapped-ram first`);
   return withQmp(o, async (qmp, socket) => {
     const version = qmp.greeting.version.qemu;
     checkQemuVersion(version, { directIo });
     const warnings = await recoverLeftovers(qmp);
     await checkLoadable(qmp, socket);
     const blocks = await queryRamBlocks(qmp);
-    const report = checkFileFits(path, await queryMachineType(qmp), blocks, o.offset);
+    const report = checkFileFits(path, await queryMachineType(qmp), blocks, o.offset, pack ? await inspectPack(path) : undefined);
     const backends = await queryBackends(qmp);
     const pages = o.lazy ? lazyChoice(path, o) : choosePages(o.pages ?? "auto", { forLoad: true }, blocks, backends);
     throwIfAborted(o.signal);
     const c: Context = { qmp, version, path, channels, directIo, blocks, warnings };
     // ramsnap checks the pages it places as it places them; QEMU's and a mapping's are checked in the file first.
-    if (o.verify && pages.by !== "ramsnap") verifyAgainstManifest(path, o.offset ?? 0);
+    if (o.verify && pages.by !== "ramsnap") await (pack ? verifyPack({ path }) : verifyAgainstManifest(path, o.offset ?? 0));
     const moved =
       pages.by === "mapped"
         ? fromLazy(await restoreLazily({ ...c, report, backends, signal: o.signal }))
         : pages.by === "ramsnap"
           ? fromPages(await restoreByRamsnap({ ...c, offset: o.offset, verify: o.verify, backends: pages.backends.filter((b) => report.blocks.some((x) => x.name === b.id)), signal: o.signal, onProgress: o.onProgress }))
-          : await restorePagesByQemu(c, o);
+          : await (pack ? restorePagesByQemuFromPack : restorePagesByQemu)(c, o);
     if (o.resume) await qmp.execute("cont");
     const prefetched = o.prefetch ? await prefetch({ path, offset: o.offset, blocks: mappableBlocks(report).map((b) => b.name), channels: Math.min(channels, 64), signal: o.signal }) : undefined;
     const ramBytes = report.blocks.reduce((n, b) => n + b.length, 0);
@@ -242,7 +256,7 @@ async function savePagesByQemu(c: Context, o: QemuSaveOptions, backends: Backend
 async function savePagesByRamsnap(c: Context, o: QemuSaveOptions, pages: PagesChoice, running: boolean): Promise<Moved> {
   if (running) await c.qmp.execute("stop");
   try {
-    return fromPages(await saveByRamsnap({ ...c, backends: pages.backends, manifest: o.manifest, signal: o.signal, onProgress: o.onProgress }));
+    return fromPages(await saveByRamsnap({ ...c, backends: pages.backends, manifest: o.manifest, compression: o.compression, signal: o.signal, onProgress: o.onProgress }));
   } catch (e) {
     if (running) await c.qmp.execute("cont").catch(() => {});
     if (e instanceof CancelledError) throw new CancelledError(`cancelled; ${c.path} was not changed${running ? ", and the guest runs again" : ""}`);
@@ -256,6 +270,38 @@ async function restorePagesByQemu(c: Context, o: QemuRestoreOptions): Promise<Mo
   const removed = await removeFdset(outcome.fdset, c.warnings);
   await restoreSettings(settings, c.warnings);
   return { seconds: outcome.seconds, writtenBytes: outcome.info.ram?.transferred ?? 0, fdset: { id: outcome.fdset.id, descriptors: outcome.fdset.qemuFds.length, removed } };
+}
+
+/** A local file's absolute path, or an object's s3:// URL as it is. */
+const located = (path: string): string => (parseS3Url(path) ? path : resolve(path));
+
+/** A temporary mapped-ram file for QEMU's side of a pack: beside a local pack, in the temporary folder for an object. */
+function scratchFileFor(path: string): string {
+  return parseS3Url(path) ? join(tmpdir(), `ramsnap-${process.pid}-${Math.random().toString(36).slice(2, 8)}-qemu.ram`) : temporaryBeside(path);
+}
+
+/** QEMU's path into a pack: QEMU writes a mapped-ram file, which is packed (and uploaded), then removed. */
+async function savePagesByQemuIntoPack(c: Context, o: QemuSaveOptions, backends: Backend[], running: boolean): Promise<Moved> {
+  const scratch = scratchFileFor(c.path);
+  try {
+    const moved = await savePagesByQemu({ ...c, path: scratch }, o, backends, running);
+    const packed = await convert({ input: scratch, output: c.path, to: "pack", compression: o.compression, channels: c.channels, signal: o.signal });
+    return { ...moved, seconds: moved.seconds + packed.seconds, writtenBytes: packed.bytesWritten };
+  } finally {
+    rmSync(scratch, { force: true });
+  }
+}
+
+/** QEMU's path from a pack: unpacked into a temporary mapped-ram file, which QEMU loads, then removed. */
+async function restorePagesByQemuFromPack(c: Context, o: QemuRestoreOptions): Promise<Moved> {
+  const scratch = scratchFileFor(c.path);
+  try {
+    const unpacked = await convert({ input: c.path, output: scratch, to: "mapped-ram", channels: c.channels, signal: o.signal });
+    const moved = await restorePagesByQemu({ ...c, path: scratch }, o);
+    return { ...moved, seconds: moved.seconds + unpacked.seconds };
+  } finally {
+    rmSync(scratch, { force: true });
+  }
 }
 
 /** --lazy: nobody moves the pages now; the guest maps the file. */

@@ -10,7 +10,11 @@ import type { Progress } from "../channels/session.ts";
 import { convert } from "../convert/index.ts";
 import type { BlockTarget } from "../memory/targets.ts";
 import { restore } from "../restore.ts";
-import { withLoadStream } from "../savefile/load-stream.ts";
+import { withLoadStream, withPackLoadStream } from "../savefile/load-stream.ts";
+import { formatOf, isPack } from "../savefile/open.ts";
+import { parseS3Url } from "../io/s3.ts";
+import type { Compression } from "../format/pack-extent.ts";
+import { tmpdir } from "node:os";
 import type { Backend } from "./backends.ts";
 import { loadPreparedStream, migrateToFile, removeFdset, restoreSettings, type FdsetReport } from "./file-migration.ts";
 import type { RamBlock } from "./guest-state.ts";
@@ -25,6 +29,8 @@ export interface PagesJob {
   verify?: boolean;
   /** Where the stream starts in the file (restore only). */
   offset?: number;
+  /** Saving into a pack: how its extents are compressed. */
+  compression?: Compression;
   version: QmpVersion;
   path: string;
   channels: number;
@@ -51,13 +57,16 @@ export interface PagesMoved {
 /** Saves a paused guest: QEMU's device state to a temporary stream, then one mapped-ram file built from it and the backends. */
 export async function saveByRamsnap(job: PagesJob): Promise<PagesMoved> {
   const t0 = performance.now();
-  const devices = join(dirname(job.path), `.${basename(job.path)}.ramsnap-${process.pid}-devices.tmp`);
+  // Beside the target (its file system has room for the target anyway); for an object, in the temporary folder.
+  const dir = parseS3Url(job.path) ? tmpdir() : dirname(job.path);
+  const devices = join(dir, `.${basename(job.path)}.ramsnap-${process.pid}-devices.tmp`);
   try {
     const dev = await deviceStateTo(job, devices);
     const made = await convert({
       input: devices,
       output: job.path,
-      to: "mapped-ram",
+      to: formatOf({ path: job.path }),
+      compression: job.compression,
       replace: job.backends.map((b) => ({ name: b.id, path: b.memPath!, part: { offset: b.offset, length: lengthOf(job, b) } })),
       channels: job.channels,
       directIo: job.directIo,
@@ -100,7 +109,10 @@ export async function restoreByRamsnap(job: PagesJob): Promise<PagesMoved> {
     onProgress: (p) => job.onProgress?.(asMigrationProgress("restore", p)),
     signal: job.signal,
   });
-  return withLoadStream(job.path, job.offset ?? 0, new Set(targets.map((t) => t.name)), async (load, streamBytes) => {
+  const placedBlocks = new Set(targets.map((t) => t.name));
+  const withCopy = (use: (load: string, streamBytes: number) => Promise<PagesMoved>) =>
+    isPack({ path: job.path }) ? withPackLoadStream(job.path, placedBlocks, use) : withLoadStream(job.path, job.offset ?? 0, placedBlocks, use);
+  return withCopy(async (load, streamBytes) => {
     const fdset = await loadPreparedStream(job.qmp, job.version, load, { signal: job.signal, offset: job.offset }, job.warnings);
     return { seconds: (performance.now() - t0) / 1000, pageBytes: placed.readBytes, streamBytes, fdset };
   });

@@ -11,6 +11,7 @@ import { RefusedError } from "../errors.ts";
 import type { ByteSource } from "../format/bytes.ts";
 import { parseStream, type StreamInfo } from "../format/parse.ts";
 import { MainFile } from "../io/main-file.ts";
+import { PackReader } from "./pack/reader.ts";
 
 const STEP = 1 << 20;
 
@@ -55,6 +56,22 @@ export async function withLoadStream<T>(path: string, base: number, leaveOut: Re
 function copyWithout(path: string, base: number, leaveOut: ReadonlySet<string>, target: string): number {
   using main = MainFile.openRead(path);
   return writeStreamWithout(main, parseStream(main, { base }), leaveOut, target);
+}
+
+/** withLoadStream for a pack (local or s3://): the copy is the pack's image, less the placed blocks' pages. */
+export async function withPackLoadStream<T>(path: string, leaveOut: ReadonlySet<string>, use: (copy: string, bytes: number) => Promise<T>): Promise<T> {
+  const copy = join(tmpdir(), `ramsnap-${process.pid}-${Math.random().toString(36).slice(2, 8)}-load.ram`);
+  const pack = await PackReader.open({ path, offset: 0 });
+  try {
+    // The blocks QEMU loads itself (ROMs, VGA memory) are read from the pack first: an object's ranges cannot be awaited inside a copy.
+    await pack.preload(new Set(pack.info.blocks.flatMap((b, i) => (leaveOut.has(b.name) ? [] : [i]))));
+    const bytes = writeStreamWithout(pack.main, pack.info, leaveOut, copy);
+    pack.release();
+    return await use(copy, bytes);
+  } finally {
+    pack.release();
+    rmSync(copy, { force: true });
+  }
 }
 
 /** [from, to) with the `skip` ranges taken out. */

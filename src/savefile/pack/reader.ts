@@ -70,7 +70,10 @@ export class PackReader implements SaveFileReader {
     for (const e of this.index.filter((x) => blocks.has(x.block))) this.main.preload(e, await this.input.read(e.storedOffset, e.storedLength));
   }
 
+  #released = false;
   release(): void {
+    if (this.#released) return;
+    this.#released = true;
     this.input.close();
   }
 }
