@@ -9,7 +9,7 @@ import { createSaveFile } from "../savefile/open.ts";
 import type { SaveFormat } from "../savefile/side.ts";
 import type { ConvertPlan } from "./plan.ts";
 import { pageSourceOf } from "./plan.ts";
-import { convertedStream } from "./stream.ts";
+import { convertedStream, verbatimPossible, verbatimStream } from "./stream.ts";
 
 export interface WrittenBlocks {
   /** Pages written per block, in the file's block order. */
@@ -20,7 +20,11 @@ export interface WrittenBlocks {
 }
 
 export async function writeMappedRam(plan: ConvertPlan, session: PageSession, output: { path: string; offset: number; directIo: boolean; manifest?: boolean; format?: SaveFormat; compression?: Compression }): Promise<WrittenBlocks> {
-  const file = session.own(await createSaveFile({ path: output.path, offset: output.offset, format: output.format, compression: output.compression }, convertedStream(plan)));
+  // Into or out of a pack, a mapped-ram stream is carried as it is, bitmaps included (no zero-page
+  // detection: a page the input holds stays held), so packing and unpacking gives the same file.
+  const verbatim = (output.format === "pack" || plan.pack !== undefined) && verbatimPossible(plan);
+  const parts = verbatim ? verbatimStream(plan) : convertedStream(plan);
+  const file = session.own(await createSaveFile({ path: output.path, offset: output.offset, format: output.format, compression: output.compression }, parts));
   await session.start(file.openChannels(output.directIo), plan.pageSize);
   const bitmaps = file.layout.blocks.map((l) => new SharedArrayBuffer(l.bitmapSize));
   const jobs = jobsPerChunk(file.layout.blocks, plan.pageSize, (i, c) => ({
@@ -31,7 +35,7 @@ export async function writeMappedRam(plan: ConvertPlan, session: PageSession, ou
     bitmap: bitmaps[i]!,
     firstPage: c.firstPage,
     pages: c.pages,
-    zeroDetect: true,
+    zeroDetect: !verbatim,
     hashExtents: output.manifest,
   }));
   const stats = await session.run(jobs, plan.totalBytes, (d, job) => file.consume?.(d, job.block));

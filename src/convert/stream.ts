@@ -48,3 +48,34 @@ export function convertedStream(plan: ConvertPlan): MainStreamParts {
 export function copiedSections(plan: ConvertPlan): number {
   return plan.before.length + plan.after.filter((s) => s.idstr !== RAM_IDSTR).length;
 }
+
+/**
+ * A mapped-ram input carried over as it is (into a pack, or out of one): everything before the block
+ * list and everything after the last page array copied byte for byte, so the output's stream is the
+ * input's (only the bitmap and MappedRamHeader offsets follow the output's own layout, the same
+ * arithmetic when both start at offset 0). QEMU's file packed and unpacked is the same file.
+ */
+export function verbatimStream(plan: ConvertPlan): MainStreamParts {
+  const blocks = plan.info.blocks;
+  const last = blocks[blocks.length - 1]!;
+  const end = last.mapped!.pagesOffset + last.length;
+  return {
+    blocks: blocks.map((b) => ({ name: b.name, length: b.length })),
+    pageSize: plan.pageSize,
+    head: (w) => copyRange(plan, w, plan.info.base, blocks[0]!.entryOffset),
+    tail: (w) => copyRange(plan, w, end, plan.input.size),
+  };
+}
+
+/** Whether the input can be carried over verbatim: mapped-ram, every block with its page array. */
+export function verbatimPossible(plan: ConvertPlan): boolean {
+  return plan.info.ramFormat === "mapped-ram" && plan.replaced.size === 0 && plan.info.blocks.length > 0 && plan.info.blocks.every((b) => b.mapped && !b.shared);
+}
+
+function copyRange(plan: ConvertPlan, w: StreamWriter, from: number, to: number): void {
+  const STEP = 1 << 20;
+  for (let at = from; at < to; at += STEP) {
+    const bytes = plan.input.readAt(at, Math.min(STEP, to - at));
+    w.write((b) => b.bytes(bytes));
+  }
+}
