@@ -4,6 +4,7 @@
 # own QEMU 7.2 has no mapped-ram), fio, and strace (the crash-order and direct-I/O tests judge ramsnap
 # from its system calls). Safe to run again: it skips what is already there. With --qemu11 it also builds
 # the second QEMU the tests can run (QEMU 11 in a Debian sid chroot: scripts/qemu11.sh, RAMSNAP_QEMU=sid).
+# The S3 tests' object store (Ceph RGW) is installed here and started by .ci/run (scripts/ceph-rgw.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,5 +55,6 @@ if [ -z "$major" ] || [ "$major" -lt 10 ]; then
   echo "setup: QEMU 10 or later is needed, found: $(qemu-system-x86_64 --version 2>/dev/null | head -n 1 || echo none)" >&2
   exit 1
 fi
-echo "setup: bun $(bun --version), $(qemu-system-x86_64 --version | head -n 1), $(fio --version), $(strace -V | head -n 1)"
+bash scripts/ceph-rgw.sh install
+echo "setup: bun $(bun --version), $(qemu-system-x86_64 --version | head -n 1), $(fio --version), $(strace -V | head -n 1), $(radosgw --version | cut -d' ' -f1-3)"
 if [ "${1:-}" = "--qemu11" ]; then bash scripts/qemu11.sh build && echo "setup: $(bash scripts/qemu11.sh version) in a sid chroot"; fi

@@ -24,6 +24,22 @@ export class RefusedError extends RamsnapError {
 }
 
 /**
+ * The object store refused or could not serve a request: no such bucket or object, wrong keys, an endpoint
+ * that does not answer. The message names the object (s3://BUCKET/KEY) and, where it helps, the endpoint.
+ */
+export class StorageError extends RamsnapError {
+  override name = "StorageError";
+  readonly exitCode = 1;
+  constructor(
+    message: string,
+    /** The store's error code (NoSuchBucket, SignatureDoesNotMatch, ConnectionRefused ...), when there is one. */
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
  * The operation was stopped by the user (Ctrl-C) or by a caller's AbortSignal. The exit status follows the
  * shell's 128 + signal rule: 130 for SIGINT (the default), 143 for SIGTERM, so a service manager can tell
  * a stop it asked for from a user's Ctrl-C.
