@@ -12,7 +12,7 @@
 #
 # RAMSNAP_RGW_DIR moves the state (default /var/tmp/ramsnap-rgw: bluestore needs O_DIRECT, so it must be a
 # disk file system such as ext4, never tmpfs). The ports are fixed (3300, 6800-7300, 7480): one per machine.
-set -euo pipefail
+set -Eeuo pipefail # -E: the ERR trap of start also fires inside its functions
 
 DIR=${RAMSNAP_RGW_DIR:-/var/tmp/ramsnap-rgw}
 CONF=$DIR/ceph.conf
@@ -153,6 +153,7 @@ cmd_start() {
   fi
   local t0 fsid
   t0=$(date +%s.%N)
+  trap 'echo "ceph-rgw: start failed at line $LINENO (logs: $DIR/log)" >&2' ERR
   for c in ceph-mon ceph-osd radosgw monmaptool uuidgen curl; do
     command -v "$c" >/dev/null 2>&1 || die "$c is not installed: run bash scripts/ceph-rgw.sh install"
   done

@@ -10,6 +10,6 @@ export { doctor, type DoctorReport } from "./doctor.ts";
 export { parseStream, type StreamInfo, type ParseOptions } from "./format/parse.ts";
 export { readPageMap, type PageMap } from "./format/pages.ts";
 export { FormatError } from "./format/errors.ts";
-export { RamsnapError, OptionError, RefusedError, CancelledError, IntegrityError, ChannelError } from "./errors.ts";
+export { RamsnapError, OptionError, RefusedError, CancelledError, IntegrityError, ChannelError, StorageError } from "./errors.ts";
 export { LibcError, SysError, ShortIoError, ArgumentError } from "../ffi/libc.ts";
 export type { Progress } from "./channels/session.ts";
