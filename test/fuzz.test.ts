@@ -5,7 +5,7 @@
 // stack), and the harness's own self-test (a planted TypeError, hang, crash, slow case and stray file must
 // each be reported, so a green run means something).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { inspectFile } from "../src/inspect.ts";
 import { verify } from "../src/verify.ts";
@@ -22,6 +22,8 @@ import { materializeCase } from "../harness/fuzz/working-copy.ts";
 import { requireQemu, stopAllGuests } from "../harness/qemu.ts";
 import { scratchDir } from "../harness/scratch.ts";
 import { ramsnap } from "../harness/cli.ts";
+import { analyzePackSeed, formatPackFailure, makePackCorpus, materializePackCase, runPackCase, type PackSeed, type PackSeedSpec } from "../harness/fuzz/pack.ts";
+import { formatPackStats, type PackCampaignStats, runPackCampaign } from "../harness/fuzz/pack-campaign.ts";
 
 const CAMPAIGN = 20261126;
 const CASES = 1000; // about 35 s on this 2-vCPU machine; scripts/fuzz.ts runs the long campaigns
@@ -162,4 +164,74 @@ describe.skipIf(!requireQemu())("fuzzing inspect, verify and restore", () => {
       expect(hang.respawns).toBe(1);
     }, 60_000);
   });
+});
+
+// Packs (docs/pack-format.md), no QEMU needed: seeds ramsnap saves from synthetic RAM, damage aimed at the
+// header, the footer's fields, the index entries, the main stream record and the extents, raw or with the
+// hashes forged to match (harness/fuzz/pack.ts has the rule); inspect, verify, restore, extract and convert
+// --to mapped-ram run on each. `bun harness/fuzz/pack-campaign.ts` runs the long campaign.
+describe("fuzzing packs", () => {
+  const PACK_CASES = 200; // about 4 s on this 2-vCPU machine
+  let specs: PackSeedSpec[] = [];
+  let seeds: PackSeed[] = [];
+  beforeAll(async () => {
+    specs = await makePackCorpus(join(work.path, "pack-corpus"));
+    seeds = specs.map((s, k) => analyzePackSeed(s, k));
+  }, 30_000);
+
+  const packReport = (s: PackCampaignStats) => `${formatPackStats(s)}\n${s.failures.map((f) => formatPackFailure(f, CAMPAIGN)).join("\n")}`;
+
+  test(`${PACK_CASES} cases: a clean error or exactly the original RAM, never a crash, a hang, a stray file or wrong bytes`, async () => {
+    const stats = await runPackCampaign({ seeds: specs, workRoot: join(work.path, "pack-campaign"), campaign: CAMPAIGN, cases: PACK_CASES, jobs: 2, caseLimitMs: 5000 });
+    console.log(formatPackStats(stats));
+    expect(packReport(stats)).toBe(packReport({ ...stats, failures: [] }));
+    expect(stats.cases).toBe(PACK_CASES);
+    // the damage reaches every side: refused on open, refused by a channel, and harmless
+    expect(stats.outcomes.inspect.PackError).toBeGreaterThan(PACK_CASES / 3);
+    expect(stats.outcomes.inspect.ok).toBeGreaterThan(PACK_CASES / 10);
+    expect(stats.outcomes.restore.ok).toBeGreaterThan(PACK_CASES / 20);
+    expect((stats.outcomes.restore["ChannelError(pack)"] ?? 0) + (stats.outcomes.restore.PackError ?? 0)).toBeGreaterThan(PACK_CASES / 3);
+    expect(stats.outcomes.verify.PackError).toBeGreaterThan(stats.outcomes.inspect.PackError!); // verify also reads every extent
+    expect(stats.forged).toBeGreaterThan(PACK_CASES / 5);
+  }, 60_000);
+
+  test("the judge catches wrong bytes: a case whose expected RAM was changed fails", async () => {
+    const seed = { ...seeds[0]!, ram: seeds[0]!.ram.map((b) => b.slice()) };
+    seed.ram[1]![seed.ram[1]!.length - 1]! ^= 1;
+    const res = await runPackCase([seed], CAMPAIGN, 0, join(work.path, "pack-judge"));
+    expect(res.failures.map((f) => `${f.kind}:${f.op}`)).toEqual(["wrong-bytes:restore", "wrong-bytes:extract"]);
+  }, 30_000);
+
+  test("through the CLI: every failure one line, exit 1, no stack; no output left behind", async () => {
+    const dir = join(work.path, "pack-cli");
+    mkdirSync(dir);
+    let failing = 0;
+    for (let i = seeds.length; i < 200 && failing < 6; i++) {
+      const path = join(dir, `c${i}.rpk`);
+      const m = materializePackCase(seeds, CAMPAIGN, i, path);
+      const out = join(dir, `c${i}.out`);
+      const r = await ramsnap("convert", path, out, "--to", "mapped-ram");
+      const what = `case ${i} (${m.steps.join("; ")}): exit ${r.code}, stderr ${JSON.stringify(r.stderr)}`;
+      if (r.code === 0) continue;
+      failing++;
+      expect(r.code, what).toBe(1);
+      expect(r.stdout, what).toBe("");
+      expect(r.stderr.trimEnd().split("\n"), what).toHaveLength(1);
+      expect(r.stderr.startsWith("ramsnap convert: "), what).toBe(true);
+      expect(r.stderr, what).not.toContain("    at ");
+      expect(r.stderr, what).not.toContain("internal error");
+      expect(existsSync(out), what).toBe(false);
+      for (const command of ["verify", "restore"]) {
+        const args = command === "restore" ? ["restore", path, "--block", `ram0=${join(dir, "t.raw")}`] : ["verify", path];
+        const v = await ramsnap(...args);
+        if (v.code === 0) continue;
+        expect(v.code, what).toBe(1);
+        expect(v.stderr.trimEnd().split("\n"), what).toHaveLength(1);
+        expect(v.stderr, what).not.toContain("    at ");
+        expect(v.stderr, what).toContain(path);
+        expect(existsSync(join(dir, "t.raw")), what).toBe(false);
+      }
+    }
+    expect(failing).toBe(6);
+  }, 60_000);
 });

@@ -153,6 +153,8 @@ export interface JobFailed {
   message: string;
   /** errno name when a libc call failed (ENOSPC, EIO, ...). */
   code?: string;
+  /** The job found a pack not what it should be (a PackError, so the caller gets one too). */
+  pack?: boolean;
 }
 
 export type FromChannel = { type: "ready"; channel: number } | JobDone | JobFailed;

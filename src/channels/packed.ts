@@ -8,36 +8,42 @@ import { pagePresent, type PackExtent } from "../format/pack.ts";
 import { readRange } from "../io/s3.ts";
 import type { PackedChunk, PackStoreRef } from "./messages.ts";
 
+/** What messages call a pack's store: its path or its s3:// URL. */
+export const storeName = (store: PackStoreRef): string => (store.kind === "s3" ? store.location.url : store.path);
+
 /** Stored extents closer than this are read with one call, the bytes between thrown away. */
 const MERGE_GAP = 64 << 10;
 
-/** The chunk's pages at `base` stored as extents; `present[i]` says which pages go in. */
+/** Where a channel gathers one extent's present pages: one buffer for the channel's life, not one per extent. */
+let gather: Uint8Array | undefined;
+
+/**
+ * The chunk's pages at `base` stored as extents; `present[i]` says which pages go in. The stored bytes go
+ * into one buffer the size of the chunk, cut to what they take: it is handed to the main thread whole
+ * (transferred, not copied), so a channel keeps no garbage per job but zstd's output. Buffers per
+ * extent and per job made a 768 MiB pack save peak at 329 MiB resident, against 98 MiB for mapped-ram.
+ */
 export function packChunk(base: number, present: Uint8Array, pageSize: number, firstPage: number, extentPages: number, compression: Compression): PackedChunk {
-  const parts: Uint8Array[] = [];
+  const out = new Uint8Array(new ArrayBuffer(present.length * pageSize));
   const extents: PackedChunk["extents"] = [];
+  if (!gather || gather.length < extentPages * pageSize) gather = new Uint8Array(extentPages * pageSize);
   let offset = 0;
   for (let first = 0; first < present.length; first += extentPages) {
     const n = Math.min(extentPages, present.length - first);
     const map = new Uint8Array(extentPages / 8);
     let count = 0;
-    for (let i = 0; i < n; i++) if (present[first + i]) map[i >> 3]! |= 1 << (i & 7);
-    for (let i = 0; i < n; i++) if (present[first + i]) count++;
+    for (let i = 0; i < n; i++) {
+      if (!present[first + i]) continue;
+      map[i >> 3]! |= 1 << (i & 7);
+      gather.set(libc.viewOf(base + (first + i) * pageSize, pageSize), count++ * pageSize);
+    }
     if (count === 0) continue;
-    const pages = new Uint8Array(count * pageSize);
-    let k = 0;
-    for (let i = 0; i < n; i++) if (present[first + i]) pages.set(libc.viewOf(base + (first + i) * pageSize, pageSize), k++ * pageSize);
-    const stored = storeExtent(pages, compression);
+    const stored = storeExtent(gather.subarray(0, count * pageSize), compression);
+    out.set(stored.bytes, offset);
     extents.push({ extent: (firstPage + first) / extentPages, offset, length: stored.bytes.length, encoding: stored.encoding, hash: stored.hash, present: map });
-    parts.push(stored.bytes);
     offset += stored.bytes.length;
   }
-  const data = new Uint8Array(offset);
-  let at = 0;
-  for (const p of parts) {
-    data.set(p, at);
-    at += p.length;
-  }
-  return { data: data.buffer, extents };
+  return { data: out.buffer.transfer(offset), extents };
 }
 
 /** Reads the stored bytes of `extents`, neighbours with one call; by extent number. */

@@ -2,6 +2,7 @@
 // so it never waits for the main thread between calls. Workers are created per operation and always
 // closed, on success and on failure.
 import { CancelledError, ChannelError } from "../errors.ts";
+import { PackError } from "../format/errors.ts";
 import type { ChannelSetup, FromChannel, Job, JobDone, ToChannel } from "./messages.ts";
 
 const IN_FLIGHT = 2;
@@ -101,7 +102,7 @@ export class ChannelPool {
           const m = ev.data;
           if (m.type === "ready") return;
           held[channel]!--;
-          if (m.type === "failed") fail(new ChannelError(m.message, m.code));
+          if (m.type === "failed") fail(m.pack ? new PackError(m.message) : new ChannelError(m.message, m.code));
           else {
             const job = inHand.get(m.id)!;
             inHand.delete(m.id);

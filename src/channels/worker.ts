@@ -3,10 +3,11 @@
 // descriptors and addresses come from the main thread.
 import * as libc from "../../ffi/libc.ts";
 import { setBit, testBit } from "../format/bitmap.ts";
+import { PackError } from "../format/errors.ts";
 import { type LoadedPages, loadPages } from "../memory/page-source.ts";
 import { hashExtents } from "../integrity/hash.ts";
 import { type ChannelSetup, type FromChannel, noStages, type PackedSource, type PrefetchJob, type RestoreJob, type SaveJob, type StageSeconds, type ToChannel } from "./messages.ts";
-import { packChunk, readStored, unpackExtents } from "./packed.ts";
+import { packChunk, readStored, storeName, unpackExtents } from "./packed.ts";
 import { planRuns, type Run } from "./plan.ts";
 
 declare const self: Worker;
@@ -113,7 +114,7 @@ async function loadPacked(src: PackedSource, job: SaveJob): Promise<LoadedPages>
   b.view.fill(0, 0, job.pages * ps);
   const stored = await readStored(src.store, src.extents);
   const has = new Uint8Array(job.pages);
-  unpackExtents(src.extents, stored, ps, job.firstPage, src.extentPages, setup!.path, (page, bytes) => {
+  unpackExtents(src.extents, stored, ps, job.firstPage, src.extentPages, storeName(src.store), (page, bytes) => {
     b.view.set(bytes, page * ps);
     has[page] = 1;
   });
@@ -201,8 +202,8 @@ async function restorePacked(job: RestoreJob, from: Extract<RestoreJob["from"], 
   if (job.reserve) timed("faultTarget", () => ranges(job.pages, isSet, (first, count) => reserveRun(job.reserve!, first * ps, count * ps)));
   let present = 0;
   t = now();
-  unpackExtents(from.extents, stored, ps, job.firstPage, from.extentPages, setup!.path, (page, bytes) => {
-    if (!isSet(page)) throw new Error(`${setup!.path}: block ${job.block}, page ${job.firstPage + page} is in the index but not in the bitmap`);
+  unpackExtents(from.extents, stored, ps, job.firstPage, from.extentPages, storeName(from.store), (page, bytes) => {
+    if (!isSet(page)) throw new Error(`${storeName(from.store)}: block ${job.block}, page ${job.firstPage + page} is in the index but not in the bitmap`);
     libc.viewOf(job.dst + page * ps, ps).set(bytes);
     present++;
   });
@@ -346,6 +347,6 @@ async function runJob(m: Exclude<ToChannel, { type: "setup" } | { type: "close" 
     else prefetch(m);
   } catch (e) {
     const err = e as Error & { code?: string };
-    post({ type: "failed", id: m.id, message: err.message ?? String(e), code: err.code });
+    post({ type: "failed", id: m.id, message: err.message ?? String(e), code: err.code, ...(e instanceof PackError ? { pack: true } : {}) });
   }
 }

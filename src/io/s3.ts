@@ -220,7 +220,10 @@ export class S3Upload {
     }
     const before = new Set(pending.filter((u) => u.key === loc.key).map((u) => u.uploadId));
     const writer = clientFor(settings, loc.bucket).file(loc.key).writer({ partSize, queueSize, retry: 1 });
-    return new S3Upload(loc, settings, writer, partSize * queueSize, before);
+    // Waiting for the parts in flight after every half queue, not every full one, keeps them coming as
+    // fast and holds less: a 768 MiB pack save to the RGW peaked at 246 MiB anonymous memory (whole queue)
+    // against 215 MiB (half), both 3.1 s; a queue of 2 was 181 MiB but 3.6 s.
+    return new S3Upload(loc, settings, writer, Math.max(partSize, (partSize * queueSize) / 2), before);
   }
 
   /** Appends `bytes` (copied before this resolves: the caller may reuse its buffer then). */

@@ -14,6 +14,9 @@ import type { SaveFileWriter } from "../side.ts";
 import { SegmentSink } from "./image.ts";
 import { createPackOutput, type PackOutput } from "./store.ts";
 
+/** Releases a buffer's memory at once (detaching it); nothing may use it afterwards. */
+const free = (b: ArrayBuffer) => void b.transfer(0);
+
 export class PackWriter implements SaveFileWriter {
   readonly layout: MappedRamLayout;
   readonly #image: SegmentSink;
@@ -75,7 +78,11 @@ export class PackWriter implements SaveFileWriter {
     }
     this.#at += p.data.byteLength;
     this.storedBytes += p.data.byteLength;
-    return this.output.write(new Uint8Array(p.data));
+    const written = this.output.write(new Uint8Array(p.data));
+    // The bytes are on their way (written, or copied into the upload's buffer): free them now rather than
+    // when the collector next runs, which let a 768 MiB save to S3 peak at 578 MiB resident.
+    if (written instanceof Promise) return written.then(() => free(p.data));
+    free(p.data);
   }
 
   async finish(bitmaps: readonly Uint8Array[]): Promise<void> {
