@@ -282,6 +282,14 @@ describe("the CLI", () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  test("commands that work on a mapped-ram file in place (diff, scrub, qemu backend-args) refuse a pack in one line with the way out", async () => {
+    const before = await Bun.file(pack).bytes();
+    expectOneLineError(await ramsnap("diff", pack, pack), "diff", 1, /cli\.rpk is a pack .*diff reads mapped-ram and classic files; convert it --to mapped-ram first/);
+    expectOneLineError(await ramsnap("scrub", pack), "scrub", 1, /cli\.rpk is a pack .*convert it --to mapped-ram first/);
+    expectOneLineError(await ramsnap("qemu", "backend-args", pack), "qemu backend-args", 1, /cli\.rpk is a pack .*a guest maps the file/);
+    expect(await Bun.file(pack).bytes()).toEqual(before);
+  });
+
   test("convert --to mapped-ram --compress: exit 2 naming --compress", async () => {
     const out = onDisk("x.ram");
     expectOneLineError(await ramsnap("convert", pack, out, "--to", "mapped-ram", "--compress", "none"), "convert", 2, /--compress/);

@@ -1,5 +1,6 @@
 // `ramsnap diff`: which pages differ between two saves.
 import { defineCommand } from "citty";
+import { refusePack } from "../savefile/open.ts";
 import { diff, type DiffReport } from "../diff.ts";
 import { sharedArgs } from "./args.ts";
 import { abs, print } from "./report.ts";
@@ -17,6 +18,7 @@ export const diffCommand = defineCommand({
     json: sharedArgs.json,
   },
   run({ args }) {
+    for (const f of [args.a, args.b]) refusePack(f, "diff");
     const r = diff({ a: args.a, b: args.b });
     print(args.json, diffJson(r), () => renderDiff(r));
     if (!r.same) process.exitCode = 1;

@@ -8,7 +8,7 @@ import { inspectFile } from "../inspect.ts";
 import { backendArgs, commandLine } from "../qemu/lazy.ts";
 import { compressArg, intOption, sharedArgs, sizeOption } from "./args.ts";
 import { parseCompression } from "../options.ts";
-import { formatOf } from "../savefile/open.ts";
+import { formatOf, refusePack } from "../savefile/open.ts";
 import { log } from "./log.ts";
 import { EXAMPLES } from "./run.ts";
 import { bytes } from "./text.ts";
@@ -254,6 +254,7 @@ export const qemuBackendArgsCommand = defineCommand({
     json: { type: "boolean", description: "Print a JSON object instead of the arguments" },
   },
   run({ args }) {
+    refusePack(args.file, "qemu backend-args (a guest maps the file)");
     const a = backendArgs(inspectFile(args.file, { offset: sizeOption("offset", args.offset) }));
     if (a.staleSlots > 0) log.warn(`warning: ${a.file} has ${a.staleSlots} page slots with old data behind clear bitmap bits; run 'ramsnap scrub ${a.file}' before a lazy restore`);
     process.stdout.write(args.json ? `${JSON.stringify(a, null, 2)}\n` : `${commandLine(a)}\n`);

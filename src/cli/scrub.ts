@@ -1,5 +1,6 @@
 // `ramsnap scrub`: clear the page slots whose bitmap bit is clear but which hold old data, in place.
 import { defineCommand } from "citty";
+import { refusePack } from "../savefile/open.ts";
 import { inspectFile } from "../inspect.ts";
 import { clearStaleSlots, findStaleSlots } from "../savefile/slots.ts";
 import { pageArgs, sizeOption } from "./args.ts";
@@ -15,6 +16,7 @@ export const scrubCommand = defineCommand({
     json: pageArgs.json,
   },
   run({ args }) {
+    refusePack(args.file, "scrub");
     const offset = sizeOption("offset", args.offset) ?? 0;
     const slots = findStaleSlots(args.file, offset);
     if (!args["dry-run"]) clearStaleSlots(args.file, slots, inspectFile(args.file, { offset }).pageSize);

@@ -4,6 +4,7 @@ import { closeSync, openSync, readSync } from "node:fs";
 import { DEFAULT_ZSTD_LEVEL } from "../options.ts";
 import type { MainStreamParts } from "../format/mapped-ram-stream.ts";
 import { PACK_MAGIC } from "../format/pack.ts";
+import { RefusedError } from "../errors.ts";
 import type { ByteSource } from "../format/bytes.ts";
 import { MainFile } from "../io/main-file.ts";
 import { parseS3Url } from "../io/s3.ts";
@@ -55,4 +56,9 @@ export async function openStream(path: string, offset: number): Promise<{ source
   }
   const main = MainFile.openRead(path);
   return { source: main, [Symbol.dispose]: () => main.close() };
+}
+
+/** For commands that work on a mapped-ram or classic file's bytes in place: a pack is refused, with the way out. */
+export function refusePack(path: string, what: string): void {
+  if (isPack({ path })) throw new RefusedError(`${path} is a pack (docs/pack-format.md): ${what} reads mapped-ram and classic files; convert it --to mapped-ram first`);
 }
