@@ -114,9 +114,9 @@ async function loadPacked(src: PackedSource, job: SaveJob): Promise<LoadedPages>
   b.view.fill(0, 0, job.pages * ps);
   const stored = await readStored(src.store, src.extents);
   const has = new Uint8Array(job.pages);
-  unpackExtents(src.extents, stored, ps, job.firstPage, src.extentPages, storeName(src.store), (page, bytes) => {
+  unpackExtents(src.extents, stored, ps, job.firstPage, src.extentPages, storeName(src.store), (page, count, bytes) => {
     b.view.set(bytes, page * ps);
-    has[page] = 1;
+    has.fill(1, page, page + count);
   });
   return { base: b.ptr, aligned: true, exists: (i) => has[i] === 1 };
 }
@@ -202,10 +202,12 @@ async function restorePacked(job: RestoreJob, from: Extract<RestoreJob["from"], 
   if (job.reserve) timed("faultTarget", () => ranges(job.pages, isSet, (first, count) => reserveRun(job.reserve!, first * ps, count * ps)));
   let present = 0;
   t = now();
-  unpackExtents(from.extents, stored, ps, job.firstPage, from.extentPages, storeName(from.store), (page, bytes) => {
-    if (!isSet(page)) throw new Error(`${storeName(from.store)}: block ${job.block}, page ${job.firstPage + page} is in the index but not in the bitmap`);
-    libc.viewOf(job.dst + page * ps, ps).set(bytes);
-    present++;
+  unpackExtents(from.extents, stored, ps, job.firstPage, from.extentPages, storeName(from.store), (page, count, bytes) => {
+    for (let i = page; i < page + count; i++) {
+      if (!isSet(i)) throw new PackError(`${storeName(from.store)}: block ${job.block}, page ${job.firstPage + i} is in the index but not in the bitmap`);
+    }
+    libc.memcpy(job.dst + page * ps, libc.addressOf(bytes), count * ps);
+    present += count;
   });
   st.compress += now() - t;
   if (job.zeroAbsent) timed("faultTarget", () => ranges(job.pages, (i) => !isSet(i), (first, count) => libc.memset(job.dst + first * ps, 0, count * ps)));
