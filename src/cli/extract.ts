@@ -18,7 +18,7 @@ export const extractJson = (r: ExtractResult) => ({
 export const extractCommand = defineCommand({
   meta: { name: "extract", description: "Write each RAM block of a save file as a raw, sparse file (plain RAM for forensics tools)" },
   args: {
-    file: { type: "positional", description: "A QEMU save file, mapped-ram or classic", required: true },
+    file: { type: "positional", description: "A QEMU save file, mapped-ram or classic, or a pack (NAME.rpk or s3://BUCKET/KEY)", required: true },
     output: { type: "string", alias: "o", description: "Folder for the raw files and blocks.json", required: true, valueHint: "dir" },
     block: { type: "string", description: "Only this block (repeat for more; default: all)", valueHint: "name" },
     channels: sharedArgs.channels,

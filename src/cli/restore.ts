@@ -28,9 +28,9 @@ export const restoreJson = (r: RestoreResult, fd?: number) => ({
 });
 
 export const restoreCommand = defineCommand({
-  meta: { name: "restore", description: "Restore RAM images from a mapped-ram file (written by ramsnap or QEMU)" },
+  meta: { name: "restore", description: "Restore RAM images from a mapped-ram file (written by ramsnap or QEMU) or a pack (local or in S3)" },
   args: {
-    file: { type: "positional", description: "The mapped-ram file (required unless --fd)", required: false },
+    file: { type: "positional", description: "The mapped-ram file, or a pack: NAME.rpk or s3://BUCKET/KEY (required unless --fd)", required: false },
     block: {
       type: "string",
       description: "A block to restore: its name in the file and the target file (created or resized); repeat for more",

@@ -69,7 +69,8 @@ export async function saveByRamsnap(job: PagesJob): Promise<PagesMoved> {
       compression: job.compression,
       replace: job.backends.map((b) => ({ name: b.id, path: b.memPath!, part: { offset: b.offset, length: lengthOf(job, b) } })),
       channels: job.channels,
-      directIo: job.directIo,
+      // Direct I/O is about a mapped-ram file's page slots; a pack's extents are compressed and appended.
+      directIo: job.directIo && formatOf({ path: job.path }) !== "pack",
       manifest: job.manifest,
       onProgress: (p) => job.onProgress?.(asMigrationProgress("save", p)),
       signal: job.signal,
@@ -104,7 +105,7 @@ export async function restoreByRamsnap(job: PagesJob): Promise<PagesMoved> {
     offset: job.offset,
     blocks: targets,
     channels: job.channels,
-    directIo: job.directIo,
+    directIo: job.directIo && !isPack({ path: job.path }),
     verify: job.verify,
     onProgress: (p) => job.onProgress?.(asMigrationProgress("restore", p)),
     signal: job.signal,
