@@ -197,7 +197,8 @@ async function restorePacked(job: RestoreJob, from: Extract<RestoreJob["from"], 
   const bitmap = new Uint8Array(job.bitmap);
   const isSet = (i: number) => testBit(bitmap, job.firstPage + i);
   let t = now();
-  const stored = await readStored(from.store, from.extents);
+  const stored = await (fetched.get(job.id) ?? readStored(from.store, from.extents));
+  fetched.delete(job.id);
   st.diskWait += now() - t;
   if (job.reserve) timed("faultTarget", () => ranges(job.pages, isSet, (first, count) => reserveRun(job.reserve!, first * ps, count * ps)));
   let present = 0;
@@ -313,6 +314,9 @@ function prefetch(job: PrefetchJob): void {
 const exitAt = Number(/channel-exit@(\d+)/.exec(process.env.RAMSNAP_TEST_FAULTS ?? "")?.[1] ?? 0);
 let jobsSeen = 0;
 
+/** Stored bytes of an object's extents already asked for, by job (see onmessage). */
+const fetched = new Map<number, Promise<Map<number, Uint8Array>>>();
+
 /** The jobs of this channel, one after another. */
 let queue: Promise<void> = Promise.resolve();
 
@@ -337,7 +341,13 @@ self.onmessage = (ev: MessageEvent<ToChannel>) => {
     return;
   }
   // A job may wait (a pack's stored bytes read from an object store): the next one starts only after it,
-  // since a channel's buffers serve one job at a time.
+  // since a channel's buffers serve one job at a time. An object's ranges for the job in hand behind it
+  // are asked for at once, so the store works while this channel decodes (each GET gets its own buffer).
+  if (m.type === "restore" && m.from.kind === "packed" && m.from.store.kind === "s3") {
+    const pending = readStored(m.from.store, m.from.extents);
+    pending.catch(() => {}); // its job reports the failure
+    fetched.set(m.id, pending);
+  }
   queue = queue.then(() => runJob(m));
 };
 
