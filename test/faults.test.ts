@@ -151,6 +151,18 @@ describe("ENOSPC: a save to a full, size-limited file system", () => {
     });
   }
 
+  test("a pack (--compress none, 64 MiB into 24 MiB): one line naming the pack and ENOSPC; the previous pack untouched, no temporaries", async () => {
+    if (!dir) return;
+    const existing = join(dir, "existing.rpk");
+    expect((await ramsnap(["save", "-o", existing, "--block", `ram0=${previousImg}`])).code).toBe(0);
+    const before = await Bun.file(existing).bytes();
+    const r = await ramsnap(["save", "-o", existing, "--block", `ram0=${dense}`, "--compress", "none"]);
+    expectOneLineError(r, "save", new RegExp(`${re(existing).source}: ENOSPC`));
+    expect(await sameBytes(existing, before)).toBe(true);
+    expect(readdirSync(dir)).toEqual([basename(existing)]);
+    rmSync(existing);
+  });
+
   test("library: save rejects with a typed ENOSPC error; a later save to the same place works", async () => {
     if (!dir) return;
     const target = join(dir, "lib.ram");
@@ -208,6 +220,19 @@ describe("EIO from the disk (RAMSNAP_TEST_FAULTS)", () => {
       const r = await ramsnap(["save", "-o", target, "--block", `ram0=${dense}`, "--channels", "1"], { faults });
       expectOneLineError(r, "save", new RegExp(`pwrite ${re(target).source}: EIO`));
       expect(existsSync(target)).toBe(false);
+      expect(temporaries(target)).toEqual([]);
+    }
+  });
+
+  test("a pack: EIO on an append mid-save leaves the previous pack exactly as it was, and no temporary (never a pack whose offsets are off)", async () => {
+    const target = join(disk.path, "eio-existing.rpk");
+    expect((await ramsnap(["save", "-o", target, "--block", `ram0=${previousImg}`])).code).toBe(0);
+    const before = await Bun.file(target).bytes();
+    // A pack's bytes are appended by the main thread: its 1st write is the header, the 3rd a chunk's extents.
+    for (const faults of ["pwrite=EIO@3", "pwrite=EIO@1"]) {
+      const r = await ramsnap(["save", "-o", target, "--block", `ram0=${dense}`, "--channels", "2"], { faults });
+      expectOneLineError(r, "save", new RegExp(`${re(target).source}: EIO`));
+      expect(await sameBytes(target, before)).toBe(true);
       expect(temporaries(target)).toEqual([]);
     }
   });

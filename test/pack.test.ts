@@ -395,6 +395,18 @@ describe("bad packs: one line, exit 1, naming the file; no target created or cha
     });
   }
 
+  // Found in review: an extent size that does not divide a channel job (2048 pages) made chunks miss their
+  // extents, and a restore "succeed" with zeros. The header is not hashed, so only its own check stops it.
+  test("pages per extent that do not divide a channel job (192, 4096) or are not a power of two: refused by the header", async () => {
+    for (const pages of [192, 4096, 320]) {
+      const file = onDisk(`extent-${pages}.rpk`);
+      const bad = good.slice();
+      new DataView(bad.buffer).setUint32(16, pages, true);
+      writeFileSync(file, bad);
+      await expectEveryCommandFails(file, /pages per extent at offset 16 \(a power of two from 64 to 2048\)/, { inspect: true });
+    }
+  });
+
   test("a footer field changed: refused", async () => {
     const file = onDisk("footer.rpk");
     const bad = good.slice();

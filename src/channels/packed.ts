@@ -53,6 +53,13 @@ export function packChunk(base: number, present: Uint8Array, pageSize: number, f
  */
 let readBuffer: libc.AlignedBuffer | undefined;
 
+/** Frees the channel's pack buffers (when the channel closes). */
+export function freePackBuffers(): void {
+  readBuffer?.free();
+  readBuffer = undefined;
+  gather = undefined;
+}
+
 /** Reads the stored bytes of `extents`, neighbours with one call; by extent number. */
 export async function readStored(store: PackStoreRef, extents: readonly PackExtent[]): Promise<Map<number, Uint8Array>> {
   const sorted = [...extents].sort((a, b) => a.storedOffset - b.storedOffset);

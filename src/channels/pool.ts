@@ -17,6 +17,16 @@ const CLOSE_TIMEOUT_MS = 30_000;
 
 type JobInput = Job extends infer J ? (J extends Job ? Omit<J, "id"> : never) : never;
 
+/** `fn()`; if it throws, `onError` gets the error and the result is null. */
+function attempt<T>(fn: () => T, onError: (e: Error) => void): T | null {
+  try {
+    return fn();
+  } catch (e) {
+    onError(e as Error);
+    return null;
+  }
+}
+
 export class ChannelPool {
   #workers: Worker[] = [];
   /** Workers whose thread has ended; they will never send "close" again. */
@@ -110,7 +120,9 @@ export class ChannelPool {
               feed(w, channel);
               settle();
             };
-            const consumed = failure ? undefined : onDone(m, job);
+            // A caller that cannot take the job's result (a pack's append failed) stops the run.
+            const consumed = failure ? undefined : attempt(() => onDone(m, job), fail);
+            if (consumed === null) return;
             if (!consumed) return next();
             consuming++;
             consumed.finally(() => consuming--).then(next, fail);

@@ -110,7 +110,16 @@ export class PageSession implements AsyncDisposable {
   async close(): Promise<void> {
     await this.#pool?.close();
     this.#pool = undefined;
-    for (const r of this.#owned.splice(0).reverse()) await r.release();
+    // Everything is released, even after one release fails; then the first failure is raised.
+    let first: unknown;
+    for (const r of this.#owned.splice(0).reverse()) {
+      try {
+        await r.release();
+      } catch (e) {
+        first ??= e;
+      }
+    }
+    if (first !== undefined) throw first;
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -7,7 +7,7 @@ import { PackError } from "../format/errors.ts";
 import { type LoadedPages, loadPages } from "../memory/page-source.ts";
 import { hashExtents } from "../integrity/hash.ts";
 import { type ChannelSetup, type FromChannel, noStages, type PackedSource, type PrefetchJob, type RestoreJob, type SaveJob, type StageSeconds, type ToChannel } from "./messages.ts";
-import { packChunk, readStored, storeName, unpackExtents } from "./packed.ts";
+import { freePackBuffers, packChunk, readStored, storeName, unpackExtents } from "./packed.ts";
 import { planRuns, type Run } from "./plan.ts";
 
 declare const self: Worker;
@@ -211,6 +211,9 @@ async function restorePacked(job: RestoreJob, from: Extract<RestoreJob["from"], 
     present += count;
   });
   st.compress += now() - t;
+  let want = 0;
+  for (let i = 0; i < job.pages; i++) if (isSet(i)) want++;
+  if (present !== want) throw new PackError(`${storeName(from.store)}: block ${job.block}, pages ${job.firstPage}-${job.firstPage + job.pages - 1}: the bitmap has ${want} pages, the pack's extents ${present}`);
   if (job.zeroAbsent) timed("faultTarget", () => ranges(job.pages, (i) => !isSet(i), (first, count) => libc.memset(job.dst + first * ps, 0, count * ps)));
   const hashes = job.hashExtents ? timed("hash", () => hashExtents(job.dst, job.pages * ps)) : undefined;
   let ioBytes = 0;
@@ -336,6 +339,7 @@ self.onmessage = (ev: MessageEvent<ToChannel>) => {
       bounce?.free();
       scratch?.free();
       zeroPage?.free();
+      freePackBuffers();
       process.exit(0);
     });
     return;

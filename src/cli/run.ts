@@ -147,6 +147,9 @@ interface Described {
 
 /** Turns any error into the one line a user sees, the exit code, and where it happened when known. */
 function describeError(e: unknown): Described {
+  // `await using` raises a SuppressedError when clean-up fails after the work failed: the work's error is
+  // the one a user needs (the clean-up's is usually the same cause: an endpoint that went away).
+  if (e instanceof SuppressedError) return describeError(e.suppressed);
   const where: { file?: string; offset?: number } = {};
   if (e instanceof FormatError) Object.assign(where, { file: abs(e.file), offset: e.offset });
   else if (e instanceof ShortIoError) Object.assign(where, { ...(e.path ? { file: abs(e.path) } : {}), offset: e.offset });

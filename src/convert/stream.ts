@@ -3,7 +3,7 @@
 // and every later section in the input's order, EOF and the trailer. Device sections and commands are
 // copied byte for byte; only the RAM section is written anew.
 import type { StreamWriter } from "../format/bytes.ts";
-import { RAM_IDSTR, RAM_VERSION, Tag } from "../format/constants.ts";
+import { CAP_X_IGNORE_SHARED, RAM_IDSTR, RAM_VERSION, Tag } from "../format/constants.ts";
 import { encodeConfiguration, encodeEos, encodeFileHeader, encodeFooter, encodeMemSize, encodeSectionContinuation, encodeSectionHeader, encodeVmdesc } from "../format/encode.ts";
 import type { MainStreamParts } from "../format/mapped-ram-stream.ts";
 import type { SectionInfo } from "../format/parse.ts";
@@ -69,7 +69,11 @@ export function verbatimStream(plan: ConvertPlan): MainStreamParts {
 
 /** Whether the input can be carried over verbatim: mapped-ram, every block with its page array. */
 export function verbatimPossible(plan: ConvertPlan): boolean {
-  return plan.info.ramFormat === "mapped-ram" && plan.replaced.size === 0 && plan.info.blocks.length > 0 && plan.info.blocks.every((b) => b.mapped && !b.shared);
+  const { info } = plan;
+  // With x-ignore-shared each block entry carries one more word (its guest address) that the block list
+  // writer does not write: such a file is re-laid (and loses the capability), never copied.
+  if (info.capabilities.includes(CAP_X_IGNORE_SHARED)) return false;
+  return info.ramFormat === "mapped-ram" && plan.replaced.size === 0 && info.blocks.length > 0 && info.blocks.every((b) => b.mapped && !b.shared);
 }
 
 function copyRange(plan: ConvertPlan, w: StreamWriter, from: number, to: number): void {

@@ -13,6 +13,8 @@ export const PACK_HEADER_SIZE = 64;
 export const PACK_FOOTER_SIZE = 64;
 /** Guest RAM per extent, in pages (1 MiB of 4 KiB pages): the manifest's extent, and 8 per channel job. */
 export const PACK_EXTENT_PAGES = 256;
+/** The most a pack's main stream record may take, stored or decoded (QEMU's device state is megabytes). */
+export const MAX_MAIN_RECORD = 1 << 30;
 
 /** How an extent's (or the main stream's) bytes are stored. */
 export const Encoding = { raw: 0, zstd: 1 } as const;
@@ -94,7 +96,10 @@ export function decodeHeader(bytes: Uint8Array, name: string): PackHeader {
   const h = { version: dv.getUint32(8, true), pageSize: dv.getUint32(12, true), extentPages: dv.getUint32(16, true) };
   if (h.version !== PACK_VERSION) throw new PackError(`${name}: pack version ${h.version} at offset 8; this ramsnap reads version ${PACK_VERSION}`);
   if (h.pageSize < 512 || h.pageSize > 1 << 21 || (h.pageSize & (h.pageSize - 1)) !== 0) throw new PackError(`${name}: page size ${h.pageSize} at offset 12 is not a power of two between 512 and 2 MiB`);
-  if (h.extentPages < 64 || h.extentPages > 1 << 16 || h.extentPages % 64 !== 0) throw new PackError(`${name}: ${h.extentPages} pages per extent at offset 16 (a multiple of 64, at most 65536)`);
+  // A power of two from 64 to 2048: an extent then owns whole bitmap words and lies inside one channel job (2048 pages).
+  if (h.extentPages < 64 || h.extentPages > 2048 || (h.extentPages & (h.extentPages - 1)) !== 0) {
+    throw new PackError(`${name}: ${h.extentPages} pages per extent at offset 16 (a power of two from 64 to 2048)`);
+  }
   return h;
 }
 
@@ -136,6 +141,9 @@ export function decodeFooter(bytes: Uint8Array, size: number, extentPages: numbe
   if (f.version !== PACK_VERSION) throw new PackError(`${name}: footer version ${f.version} at offset ${at + 8}`);
   if (f.mainEncoding !== Encoding.raw && f.mainEncoding !== Encoding.zstd) throw new PackError(`${name}: unknown main stream encoding ${f.mainEncoding} at offset ${at + 12}`);
   const indexEnd = f.indexOffset + f.indexEntries * indexEntrySize(extentPages);
+  // The main stream record is device state and a block list: megabytes. A footer that says more is corrupt,
+  // and reading what it says would be reading the whole pack into memory.
+  if (f.mainStoredLength > MAX_MAIN_RECORD || f.mainLength > MAX_MAIN_RECORD) throw new PackError(`${name}: the footer at offset ${at} gives a main stream of ${Math.max(f.mainStoredLength, f.mainLength)} bytes (at most ${MAX_MAIN_RECORD})`);
   if (f.mainOffset < PACK_HEADER_SIZE || f.mainOffset + f.mainStoredLength !== f.indexOffset || indexEnd !== at) {
     throw new PackError(`${name}: the footer at offset ${at} does not fit the pack (main stream ${f.mainOffset}+${f.mainStoredLength}, index ${f.indexOffset}, ${f.indexEntries} entries, footer ${at})`);
   }

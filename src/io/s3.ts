@@ -170,7 +170,23 @@ export function readRange(s: S3Settings, loc: S3Location, offset: number, length
   const id = JSON.stringify([s.endpoint, s.region, s.accessKeyId, s.secretAccessKey, s.sessionToken, loc.bucket]);
   let client = clients.get(id);
   if (!client) clients.set(id, (client = clientFor(s, loc.bucket)));
-  return readWith(client, s, loc, offset, length);
+  return within(readWith(client, s, loc, offset, length), CALL_TIMEOUT_MS, () => new StorageError(`${loc.url}: ${length} bytes at offset ${offset}: no answer from ${s.endpoint ?? "S3"} in ${CALL_TIMEOUT_MS / 1000} s`));
+}
+
+/**
+ * How long one part's flush or one ranged read may take before the store counts as gone. An endpoint that
+ * stops answering must end the run with an error, not hold it (and a Ctrl-C, which waits for the channels'
+ * jobs in hand) forever; 8 MiB in 2 minutes is 70 KB/s.
+ */
+const CALL_TIMEOUT_MS = 120_000;
+
+/** `p`, or `error()` once `ms` have passed without it settling. */
+function within<T>(p: Promise<T>, ms: number, error: () => Error): Promise<T> {
+  let timer: Timer | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(error()), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 const MiB = 1024 * 1024;
@@ -240,7 +256,7 @@ export class S3Upload {
     if (this.unflushed < this.flushEvery) return;
     this.unflushed = 0;
     try {
-      await this.writer.flush();
+      await within(Promise.resolve(this.writer.flush()), CALL_TIMEOUT_MS, () => new StorageError(`${this.loc.url}: the upload's parts got no answer from ${this.settings.endpoint ?? "S3"} in ${CALL_TIMEOUT_MS / 1000} s`));
     } catch (e) {
       throw storageError(e, this.loc, this.settings);
     }
@@ -250,12 +266,13 @@ export class S3Upload {
   async commit(): Promise<void> {
     await this.chain;
     if (this.state !== "open") throw new StorageError(`${this.loc.url}: commit after the upload was ${this.state}`);
-    this.state = "committed";
     try {
       await this.writer.end();
     } catch (e) {
+      // Not completed: the upload stays open, so the abort that follows deletes its parts.
       throw storageError(e, this.loc, this.settings);
     }
+    this.state = "committed";
   }
 
   /**

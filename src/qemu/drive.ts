@@ -5,7 +5,7 @@
 // (fdset, settings, a partial file, the guest's run state) whether it worked or not.
 import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { convert } from "../convert/index.ts";
 import type { Compression } from "../format/pack-extent.ts";
 import { inspectPack } from "../inspect.ts";
@@ -275,18 +275,32 @@ async function restorePagesByQemu(c: Context, o: QemuRestoreOptions): Promise<Mo
 /** A local file's absolute path, or an object's s3:// URL as it is. */
 const located = (path: string): string => (parseS3Url(path) ? path : resolve(path));
 
-/** A temporary mapped-ram file for QEMU's side of a pack: beside a local pack, in the temporary folder for an object. */
-function scratchFileFor(path: string): string {
-  return parseS3Url(path) ? join(tmpdir(), `ramsnap-${process.pid}-${Math.random().toString(36).slice(2, 8)}-qemu.ram`) : temporaryBeside(path);
+/**
+ * A temporary mapped-ram file for QEMU's side of a pack: beside a local pack, in the temporary folder for
+ * an object; named like every temporary file ramsnap writes, so the next run removes one a kill -9 left.
+ */
+function scratchFileFor(path: string, warnings: string[]): string {
+  const s3 = parseS3Url(path);
+  const beside = s3 ? join(tmpdir(), basename(s3.key)) : path;
+  for (const p of removeStaleTemporaries(beside)) warnings.push(`removed ${p}, left by an earlier run that was killed`);
+  return temporaryBeside(beside);
 }
 
-/** QEMU's path into a pack: QEMU writes a mapped-ram file, which is packed (and uploaded), then removed. */
+/**
+ * QEMU's path into a pack: QEMU writes a mapped-ram file, which is packed (and uploaded), then removed. A
+ * pack that could not be made leaves the previous one, and a guest paused for the save runs again.
+ */
 async function savePagesByQemuIntoPack(c: Context, o: QemuSaveOptions, backends: Backend[], running: boolean): Promise<Moved> {
-  const scratch = scratchFileFor(c.path);
+  const scratch = scratchFileFor(c.path, c.warnings);
   try {
     const moved = await savePagesByQemu({ ...c, path: scratch }, o, backends, running);
     const packed = await convert({ input: scratch, output: c.path, to: "pack", compression: o.compression, channels: c.channels, signal: o.signal });
     return { ...moved, seconds: moved.seconds + packed.seconds, writtenBytes: packed.bytesWritten };
+  } catch (e) {
+    const resume = running && !o.live;
+    if (resume) await c.qmp.execute("cont").catch(() => {});
+    if (e instanceof CancelledError) throw new CancelledError(`cancelled; ${c.path} was not changed${resume ? ", and the guest runs again" : ""}`, e.exitCode);
+    throw e;
   } finally {
     rmSync(scratch, { force: true });
   }
@@ -294,7 +308,7 @@ async function savePagesByQemuIntoPack(c: Context, o: QemuSaveOptions, backends:
 
 /** QEMU's path from a pack: unpacked into a temporary mapped-ram file, which QEMU loads, then removed. */
 async function restorePagesByQemuFromPack(c: Context, o: QemuRestoreOptions): Promise<Moved> {
-  const scratch = scratchFileFor(c.path);
+  const scratch = scratchFileFor(c.path, c.warnings);
   try {
     const unpacked = await convert({ input: c.path, output: scratch, to: "mapped-ram", channels: c.channels, signal: o.signal });
     const moved = await restorePagesByQemu({ ...c, path: scratch }, o);

@@ -33,6 +33,7 @@ export class PackReader implements SaveFileReader {
       const { image, footer, index } = await readStructure(input);
       const info = parseStream(image, { base: 0, keepBitmaps: true });
       if (info.ramFormat !== "mapped-ram") throw new PackError(`${input.name}: the pack's image is not a mapped-ram stream`);
+      if (info.pageSize !== image.header.pageSize) throw new PackError(`${input.name}: the header's page size ${image.header.pageSize} is not the image's ${info.pageSize}`);
       image.setPageArrays(info.blocks.filter((b) => b.mapped).map((b) => ({ block: info.blocks.indexOf(b), offset: b.mapped!.pagesOffset, length: b.length })));
       checkIndex(input.name, info, index, image.header.extentPages);
       return new PackReader(input, image, info, footer, index, location.path);
@@ -108,6 +109,7 @@ function checkIndex(name: string, info: StreamInfo, index: PackExtent[], ep: num
   for (const e of index) {
     const b = info.blocks[e.block];
     if (!b) throw new PackError(`${name}: index entry for block ${e.block}, extent ${e.extent}: the image has ${info.blocks.length} blocks`);
+    if (!b.bitmap || !b.mapped) throw new PackError(`${name}: index entry for block ${b.name}, extent ${e.extent}: that block has no page array in the image`);
     for (let i = 0; i < ep; i++) {
       if (!pagePresent(e.present, i)) continue;
       const page = e.extent * ep + i;
