@@ -365,4 +365,14 @@ async function runJob(m: Exclude<ToChannel, { type: "setup" } | { type: "close" 
     const err = e as Error & { code?: string };
     post({ type: "failed", id: m.id, message: err.message ?? String(e), code: err.code, ...(e instanceof PackError ? { pack: true } : {}) });
   }
+  if (packedJob(m) && ++packJobs % GC_EVERY_PACK_JOBS === 0) Bun.gc(true);
 }
+
+/**
+ * A pack's jobs leave garbage the collector is slow to come for: zstd's output and decoded extents (a
+ * MiB each), an object's ranges (8 MiB a job). Collected every other job, 1 GiB of random RAM to and from
+ * the RGW peaked at 217 / 178-192 MiB RssAnon (save / restore), against 260 / 291 MiB without.
+ */
+const GC_EVERY_PACK_JOBS = 2;
+let packJobs = 0;
+const packedJob = (m: Exclude<ToChannel, { type: "setup" } | { type: "close" }>): boolean => (m.type === "save" && m.to.kind === "pack") || (m.type === "restore" && m.from.kind === "packed");

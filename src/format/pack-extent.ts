@@ -14,7 +14,7 @@ export const storedHash = (bytes: Uint8Array): string => Bun.hash.xxHash3(bytes)
 export function storeExtent(pages: Uint8Array, compression: Compression): { bytes: Uint8Array; encoding: EncodingCode; hash: string } {
   let bytes = pages;
   let encoding: EncodingCode = Encoding.raw;
-  if (compression.kind === "zstd") {
+  if (compression.kind === "zstd" && compressible(pages, compression.level)) {
     const packed = Bun.zstdCompressSync(pages, { level: compression.level });
     if (packed.length < pages.length) {
       bytes = packed;
@@ -22,6 +22,20 @@ export function storeExtent(pages: Uint8Array, compression: Compression): { byte
     }
   }
   return { bytes, encoding, hash: storedHash(bytes) };
+}
+
+/** Bytes of an extent tried first: when even they do not shrink, the extent is random (or encrypted) RAM. */
+const SAMPLE_BYTES = 128 << 10;
+
+/**
+ * Whether zstd is worth running on a whole extent: its first 128 KiB must shrink by a sixteenth. Random
+ * RAM then costs one small trial, not a full compression thrown away (and its 1 MiB of garbage).
+ * An extent that starts random but compresses later is stored raw: a loss of size, never of data.
+ */
+function compressible(pages: Uint8Array, level: number): boolean {
+  if (pages.length <= SAMPLE_BYTES) return true;
+  const sample = pages.subarray(0, SAMPLE_BYTES);
+  return Bun.zstdCompressSync(sample, { level }).length < SAMPLE_BYTES - SAMPLE_BYTES / 16;
 }
 
 /** What an extent's stored bytes say the pages are: the hash checked first, then the size after decoding. */
