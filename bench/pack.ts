@@ -41,6 +41,7 @@ import { abortPending, requireS3 } from "../harness/s3.ts";
 import { writeImage } from "../harness/scratch.ts";
 import { GiB, MiB } from "../harness/units.ts";
 import { dropCaches, median } from "./common.ts";
+import { samplePeakRss } from "../harness/proc.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -93,16 +94,10 @@ interface Timed {
 async function timed(script: string, args: string[]): Promise<Timed> {
   const t0 = performance.now();
   const p = Bun.spawn([process.execPath, script, ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
-  let peak = 0;
-  const sampler = setInterval(() => {
-    try {
-      const kb = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${p.pid}/status`, "utf8"))?.[1];
-      peak = Math.max(peak, Number(kb ?? 0) * 1024);
-    } catch {}
-  }, 20);
+  const sampler = samplePeakRss(p.pid);
   const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   const seconds = (performance.now() - t0) / 1000;
-  clearInterval(sampler);
+  const peak = sampler.stop();
   if (code !== 0) throw new Error(`${script.split("/").at(-1)} ${args.join(" ")} failed (${code}): ${stderr}${stdout}`);
   let report = {};
   try {

@@ -17,6 +17,7 @@ import { startGuest, stopAllGuests, type Guest } from "../harness/qemu.ts";
 import { GiB, MiB, PAGE } from "../harness/units.ts";
 import { syntheticImage, type PatternKind, type SyntheticImage } from "../src/memory/synthetic.ts";
 import { dropCaches, fio, median } from "./common.ts";
+import { samplePeakRss } from "../harness/proc.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -53,15 +54,9 @@ async function guest(name: string, sizeMiB: number, pattern: SyntheticImage | un
 async function cli(...args: string[]): Promise<{ seconds: number; rss: number }> {
   const t0 = performance.now();
   const p = Bun.spawn([process.execPath, MAIN, ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
-  let peak = 0;
-  const sampler = setInterval(() => {
-    try {
-      const kb = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${p.pid}/status`, "utf8"))?.[1];
-      peak = Math.max(peak, Number(kb ?? 0) * 1024);
-    } catch {}
-  }, 20);
+  const sampler = samplePeakRss(p.pid);
   const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
-  clearInterval(sampler);
+  const peak = sampler.stop();
   if (code !== 0) throw new Error(`ramsnap ${args.join(" ")} failed (${code}): ${err}`);
   return { seconds: (performance.now() - t0) / 1000, rss: peak };
 }

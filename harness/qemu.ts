@@ -283,6 +283,19 @@ export async function readCounter(guest: Guest): Promise<number> {
   return new DataView(bytes.buffer).getUint32(0, true);
 }
 
+/**
+ * Waits until the guest's counter passes `value` (at most 10 s) and returns the last value read: a
+ * guest that carries on counting after a restore. `read` reads the counter (default: from the RAM file).
+ */
+export async function waitCounterAbove(guest: Guest, value: number, read: (g: Guest) => Promise<number> = readCounter): Promise<number> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const c = await read(guest);
+    if (c > value || Date.now() > deadline) return c;
+    await Bun.sleep(50);
+  }
+}
+
 /** The guest's physical memory [0, bytes), through QEMU itself (pmemsave): for guests whose RAM is no shm file. */
 export async function guestMemory(guest: Guest, bytes: number): Promise<Uint8Array> {
   const dump = join(tmpdir(), `${guest.name}-pmem-${Math.random().toString(36).slice(2, 8)}`);

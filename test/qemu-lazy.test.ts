@@ -14,7 +14,7 @@ import { queryRunState } from "../src/qemu/guest-state.ts";
 import { backendArgs } from "../src/qemu/lazy.ts";
 import { save } from "../src/save.ts";
 import { expectOneLineError, ramsnap, type Run } from "../harness/cli.ts";
-import { COUNTER_ADDRESS, guestMemory, migrateToFile, requireQemu, shmBytes, startGuest, stopAllGuests, type Guest, type GuestOptions } from "../harness/qemu.ts";
+import { COUNTER_ADDRESS, guestMemory, migrateToFile, requireQemu, shmBytes, startGuest, stopAllGuests, waitCounterAbove as waitAbove, type Guest, type GuestOptions } from "../harness/qemu.ts";
 import { expectSameBytes } from "../harness/scratch.ts";
 import { MiB } from "../harness/units.ts";
 
@@ -40,14 +40,8 @@ async function counterOf(g: Guest): Promise<number> {
   return new DataView(m.buffer, m.byteOffset).getUint32(COUNTER_ADDRESS, true);
 }
 
-async function waitCounterAbove(g: Guest, value: number): Promise<number> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const c = await counterOf(g);
-    if (c > value || Date.now() > deadline) return c;
-    await Bun.sleep(50);
-  }
-}
+/** The counter read through QEMU (a lazily restored guest's RAM is the save file, mapped privately). */
+const waitCounterAbove = (g: Guest, value: number) => waitAbove(g, value, counterOf);
 
 const fileHash = async (path: string) => Bun.hash.xxHash3(await Bun.file(path).bytes()).toString(16);
 

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { inspectPack } from "../src/inspect.ts";
 import { qemuRestore, qemuSave } from "../src/qemu/drive.ts";
 import { ramsnap } from "../harness/cli.ts";
-import { migrateFromFile, migrateToFile, readCounter, requireQemu, shmBytes, startGuest, stopAllGuests, type GuestOptions } from "../harness/qemu.ts";
+import { migrateFromFile, migrateToFile, readCounter, requireQemu, waitCounterAbove, shmBytes, startGuest, stopAllGuests, type GuestOptions } from "../harness/qemu.ts";
 import { expectSameBytes } from "../harness/scratch.ts";
 
 const QEMU_TEST_MS = 90_000;
@@ -48,9 +48,7 @@ describe.skipIf(!requireQemu())("packs with QEMU 10", () => {
         expectSameBytes(await shmBytes(dst), ram, "destination RAM after a restore from a pack");
         expect(await readCounter(dst)).toBe(savedCounter);
         await dst.qmp.execute("cont");
-        const deadline = Date.now() + 10_000;
-        while ((await readCounter(dst)) <= savedCounter && Date.now() < deadline) await Bun.sleep(50);
-        expect(await readCounter(dst)).toBeGreaterThan(savedCounter);
+        expect(await waitCounterAbove(dst, savedCounter)).toBeGreaterThan(savedCounter);
         expect(readdirSync(dir).filter((f) => f.includes(".tmp") || f.includes("ramsnap-"))).toEqual([]);
       } finally {
         await Promise.all([src.stop(), dst.stop()]);

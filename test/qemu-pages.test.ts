@@ -10,7 +10,7 @@ import { inspectFile } from "../src/inspect.ts";
 import { qemuRestore, qemuSave } from "../src/qemu/drive.ts";
 import { queryRunState } from "../src/qemu/guest-state.ts";
 import { expectOneLineError, ramsnap, type Run } from "../harness/cli.ts";
-import { migrateFromFile, migrateToFile, readCounter, requireQemu, shmBytes, startGuest, stopAllGuests, type Guest, type GuestOptions } from "../harness/qemu.ts";
+import { migrateFromFile, migrateToFile, readCounter, requireQemu, waitCounterAbove, shmBytes, startGuest, stopAllGuests, type Guest, type GuestOptions } from "../harness/qemu.ts";
 import { expectSameBytes } from "../harness/scratch.ts";
 import { MiB } from "../harness/units.ts";
 
@@ -77,9 +77,7 @@ describe.skipIf(!requireQemu())("ramsnap moves the pages, QEMU the device state 
         expect(await readCounter(dst)).toBe(savedCounter);
         // QEMU loaded no page of ram0 (its bitmap was clear in the stream it read): ram.transferred is small.
         await dst.qmp.execute("cont");
-        const deadline = Date.now() + 10_000;
-        while ((await readCounter(dst)) <= savedCounter && Date.now() < deadline) await Bun.sleep(50);
-        expect(await readCounter(dst)).toBeGreaterThan(savedCounter);
+        expect(await waitCounterAbove(dst, savedCounter)).toBeGreaterThan(savedCounter);
         expect((await queryRunState(dst.qmp)).status).toBe("running");
         for (const g of [src, dst]) expect(await g.qmp.execute<unknown[]>("query-fdsets")).toEqual([]);
         expect(readdirTemporaries(dir)).toEqual([]);

@@ -165,7 +165,7 @@ class Campaign {
 }
 
 /** The lines of a child's stdout, as they come. */
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   const dec = new TextDecoder();
   let buf = "";
   for await (const chunk of stream) {

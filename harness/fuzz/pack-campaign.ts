@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { analyzePackSeed, formatPackFailure, makePackCorpus, PACK_OPS, packMutationFor, packSeedOf, type PackCaseFailure, type PackCaseResult, type PackOp, type PackSeedSpec, runPackCase } from "./pack.ts";
+import { lines } from "./campaign.ts";
 
 export interface PackCampaignOptions {
   seeds: PackSeedSpec[];
@@ -104,19 +105,6 @@ export async function runPackCampaign(o: PackCampaignOptions): Promise<PackCampa
 export function formatPackStats(s: PackCampaignStats): string {
   const ops = PACK_OPS.map((op) => `  ${op}: ${Object.entries(s.outcomes[op]).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", ")}`);
   return [`${s.cases} pack cases (${s.forged} forged) in ${s.seconds.toFixed(1)} s; slowest ${s.slowestMs.toFixed(0)} ms; ${s.respawns} child restarts`, ...ops, `  failures: ${s.failures.length}`].join("\n");
-}
-
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  const dec = new TextDecoder();
-  let buf = "";
-  for await (const chunk of stream) {
-    buf += dec.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      yield buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-    }
-  }
 }
 
 async function childMain(o: ChildOptions): Promise<void> {

@@ -21,7 +21,7 @@ let gather: Uint8Array | undefined;
  * The chunk's pages at `base` stored as extents; `present[i]` says which pages go in. The stored bytes go
  * into one buffer the size of the chunk, cut to what they take: it is handed to the main thread whole
  * (transferred, not copied), so a channel keeps no garbage per job but zstd's output. Buffers per
- * extent and per job made a 768 MiB pack save peak at 329 MiB resident, against 98 MiB for mapped-ram.
+ * extent and per job left the collector megabytes behind per job and channel (peak memory: bench/PACK.md).
  */
 export function packChunk(base: number, present: Uint8Array, pageSize: number, firstPage: number, extentPages: number, compression: Compression): PackedChunk {
   const out = new Uint8Array(new ArrayBuffer(present.length * pageSize));
@@ -48,8 +48,8 @@ export function packChunk(base: number, present: Uint8Array, pageSize: number, f
 
 /**
  * Where a channel reads a local pack's stored bytes: one buffer for the channel's life. A fresh buffer per
- * job cost a first touch of every page: restoring 1 GiB of incompressible (raw) extents took 1.6x a
- * mapped-ram restore with it.
+ * job costs a first touch of every page it reads into, on a path whose pages are mostly raw (random RAM)
+ * and should cost what a mapped-ram restore costs (bench/PACK-FINAL.md: 1.02x on 2 GiB of random RAM).
  */
 let readBuffer: libc.AlignedBuffer | undefined;
 

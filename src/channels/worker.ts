@@ -370,8 +370,8 @@ async function runJob(m: Exclude<ToChannel, { type: "setup" } | { type: "close" 
 
 /**
  * A pack's jobs leave garbage the collector is slow to come for: zstd's output and decoded extents (a
- * MiB each), an object's ranges (8 MiB a job). Collected every other job, 1 GiB of random RAM to and from
- * the RGW peaked at 217 / 178-192 MiB RssAnon (save / restore), against 260 / 291 MiB without.
+ * MiB each), an object's ranges (8 MiB a job). Collected every other job: pack runs to and from the RGW
+ * peaked at 294 MiB without it (bench/PACK.md), 234 MiB with it and zstd's trial (bench/PACK-FINAL.md).
  */
 const GC_EVERY_PACK_JOBS = 2;
 let packJobs = 0;

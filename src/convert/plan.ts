@@ -9,7 +9,7 @@ import type { Configuration } from "../format/encode.ts";
 import { readPageMap, type PageMap } from "../format/pages.ts";
 import type { RamBlockInfo, SectionInfo, StreamInfo } from "../format/parse.ts";
 import type { Chunk } from "../channels/jobs.ts";
-import type { PackedSource, PagesFrom } from "../channels/messages.ts";
+import type { PackedSource } from "../channels/messages.ts";
 import type { ByteSource } from "../format/bytes.ts";
 import { MainFile } from "../io/main-file.ts";
 import { isPack } from "../savefile/open.ts";
@@ -134,7 +134,7 @@ export function pageSourceOf(plan: ConvertPlan, block: number, c: Chunk): PageSo
   const replaced = plan.replaced.get(plan.info.blocks[block]!.name);
   if (replaced) return replaced.at(c.byteOffset, c.pages, plan.pageSize);
   if (plan.pack) {
-    const from = plan.pack.pagesFrom(block, c) as Extract<PagesFrom, { kind: "packed" }>;
+    const from = plan.pack.pagesFrom(block, c);
     return { kind: "packed", store: from.store, extents: from.extents, extentPages: from.extentPages };
   }
   if (!(plan.input instanceof MainFile)) throw new Error("internal: pages of a stream that is not a file");

@@ -236,9 +236,8 @@ export class S3Upload {
     }
     const before = new Set(pending.filter((u) => u.key === loc.key).map((u) => u.uploadId));
     const writer = clientFor(settings, loc.bucket).file(loc.key).writer({ partSize, queueSize, retry: 1 });
-    // Waiting for the parts in flight after every half queue, not every full one, keeps them coming as
-    // fast and holds less: a 768 MiB pack save to the RGW peaked at 246 MiB anonymous memory (whole queue)
-    // against 215 MiB (half), both 3.1 s; a queue of 2 was 181 MiB but 3.6 s.
+    // Waiting for the parts in flight after every half queue, not every full one, holds half as much in
+    // Bun's buffer while a queue is still being sent (ramsnap's memory bound: bench/PACK-FINAL.md).
     return new S3Upload(loc, settings, writer, Math.max(partSize, (partSize * queueSize) / 2), before);
   }
 

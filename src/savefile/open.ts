@@ -1,6 +1,5 @@
 // Which save-file side serves a location: a pack for a name ending in .rpk, an s3:// URL, or (reading) a
 // file that starts with a pack's magic; a mapped-ram file otherwise.
-import { closeSync, openSync, readSync } from "node:fs";
 import { DEFAULT_ZSTD_LEVEL } from "../options.ts";
 import type { MainStreamParts } from "../format/mapped-ram-stream.ts";
 import { PACK_MAGIC } from "../format/pack.ts";
@@ -35,17 +34,14 @@ export async function openSaveFile(location: SaveFileLocation): Promise<SaveFile
 /** Whether a location holds a pack: an s3:// URL, or a file whose first bytes are the pack magic. */
 export function isPack(location: { path?: string; fd?: number }): boolean {
   if (location.path !== undefined && parseS3Url(location.path)) return true;
-  const head = Buffer.alloc(PACK_MAGIC.length);
-  let fd: number | undefined;
+  let head: Uint8Array;
   try {
-    fd = location.path !== undefined ? openSync(location.path, "r") : location.fd!;
-    readSync(fd, head, 0, head.length, 0);
+    using f = location.path !== undefined ? MainFile.openRead(location.path) : MainFile.fromFd(location.fd!);
+    head = f.readAt(0, PACK_MAGIC.length);
   } catch {
     return location.path?.endsWith(".rpk") ?? false; // the side that opens it says what is wrong
-  } finally {
-    if (fd !== undefined && location.path !== undefined) closeSync(fd);
   }
-  return head.toString("latin1") === PACK_MAGIC;
+  return new TextDecoder("latin1").decode(head) === PACK_MAGIC;
 }
 
 /** A save file's stream to parse: the file itself, or a pack's image (its structure checked on open). */

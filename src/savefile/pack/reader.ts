@@ -57,7 +57,7 @@ export class PackReader implements SaveFileReader {
     return { fd: this.input.ref.kind === "file" ? this.input.ref.fd : -1, direct: false, name: this.name };
   }
 
-  pagesFrom(block: number, c: Chunk): PagesFrom {
+  pagesFrom(block: number, c: Chunk): Extract<PagesFrom, { kind: "packed" }> {
     const ep = this.main.header.extentPages;
     const list = this.main.extents[block] ?? [];
     const extents: PackExtent[] = [];

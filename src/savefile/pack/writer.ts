@@ -85,7 +85,7 @@ export class PackWriter implements SaveFileWriter {
     this.#at += p.data.byteLength;
     this.storedBytes += p.data.byteLength;
     // The bytes are on their way (written, or copied into the upload's buffer): free them now rather than
-    // when the collector next runs, which let a 768 MiB save to S3 peak at 578 MiB resident.
+    // when the collector next runs, which may be hundreds of megabytes later.
     if (written instanceof Promise) return written.then(() => free(p.data));
     free(p.data);
   }
