@@ -34,14 +34,15 @@ export async function openSaveFile(location: SaveFileLocation): Promise<SaveFile
 /** Whether a location holds a pack: an s3:// URL, or a file whose first bytes are the pack magic. */
 export function isPack(location: { path?: string; fd?: number }): boolean {
   if (location.path !== undefined && parseS3Url(location.path)) return true;
-  let head: Uint8Array;
+  let f: MainFile;
   try {
-    using f = location.path !== undefined ? MainFile.openRead(location.path) : MainFile.fromFd(location.fd!);
-    head = f.readAt(0, PACK_MAGIC.length);
+    f = location.path !== undefined ? MainFile.openRead(location.path) : MainFile.fromFd(location.fd!);
   } catch {
     return location.path?.endsWith(".rpk") ?? false; // the side that opens it says what is wrong
   }
-  return new TextDecoder("latin1").decode(head) === PACK_MAGIC;
+  // A read that fails (EIO) is the file's problem, not a sign that it is no pack: it is reported.
+  using _ = f;
+  return new TextDecoder("latin1").decode(f.readAt(0, PACK_MAGIC.length)) === PACK_MAGIC;
 }
 
 /** A save file's stream to parse: the file itself, or a pack's image (its structure checked on open). */
